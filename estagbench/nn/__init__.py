@@ -1,0 +1,1 @@
+"""Shared layers (MLPs, equivariant message passing helpers)."""

@@ -1,0 +1,156 @@
+"""MD17 (Chmiela et al., Sci. Adv. 3, e1603015, 2017): the 8 molecules of Table 1.
+
+Data card
+---------
+* Files: official ``md17_<molecule>.npz`` from the sGDML site (keys ``R`` frames × atoms
+  × 3 in Å, ``z``, ``E`` kcal/mol, ``F`` kcal/mol/Å); cached as
+  ``<data_dir>/md17/<file>`` (the layout of ``../shared/data``).
+* Preprocessing (protocol.md): heavy atoms only (z > 1); the last frame dropped;
+  benzene centred per frame (minus the mean over atoms) before anything else.
+* Graph: heavy atoms closer than λ = 1.6 Å in the trajectory's first frame are
+  1-hop neighbours, plus 2-hop neighbours; edge feature ``[z_i, z_j, hop]``; node
+  feature ``z``.
+* Split: :func:`estagbench.data.splits.md17_split` (margin 10000, fractions
+  0.1/0.05/0.05, caps 500/2000/2000, seed 100), T = 10, Δ = 10.
+
+Official SHA-256 values are not published by the source; a file is marked
+official when its SHA-256 matches :data:`KNOWN_SHA256` (filled in from a trusted
+download) or, failing that, when its frame count equals the official one.  The
+2000-frame ethanol excerpt in ``../shared/data`` is therefore used with a warning
+and its results are marked non-official.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from .base import CaseData, FileRecord, sha256_file
+from .download import download_file
+from .errors import DataError, DataNotFoundError
+from .graphs import cutoff_adjacency, edge_features_z_hop, one_and_two_hop
+from .splits import md17_split
+from .trajectory import load_npz
+
+__all__ = ["MOLECULES", "FILES", "URL_BASE", "md17_path", "download_md17", "load_md17"]
+
+URL_BASE = "http://quantum-machine.org/gdml/data/npz"
+
+#: molecule -> (file name, official frame count, heavy-atom count)
+FILES: dict[str, tuple[str, int, int]] = {
+    "aspirin": ("md17_aspirin.npz", 211762, 13),
+    "benzene": ("md17_benzene2017.npz", 627983, 6),
+    "ethanol": ("md17_ethanol.npz", 555092, 3),
+    "malonaldehyde": ("md17_malonaldehyde.npz", 993237, 5),
+    "naphthalene": ("md17_naphthalene.npz", 326250, 10),
+    "salicylic": ("md17_salicylic.npz", 320231, 10),
+    "toluene": ("md17_toluene.npz", 442790, 7),
+    "uracil": ("md17_uracil.npz", 133770, 8),
+}
+MOLECULES = tuple(FILES)
+
+#: SHA-256 of official files, from a trusted download (none could be made offline).
+KNOWN_SHA256: dict[str, str] = {}
+#: SHA-256 of known non-official excerpts (shared/data/SOURCES.md).
+KNOWN_EXCERPTS: dict[str, str] = {
+    "1f5919561e69c12754e10b335721be7cc59ce9fbba3970188303f88d462cdd57": "first 2000 frames of md17_ethanol.npz (mlff tests)",
+}
+
+CUTOFF = 1.6
+DEFAULTS = {"history": 10, "stride": 10, "split_margin": 10000, "split_fractions": (0.1, 0.05, 0.05), "split_caps": (500, 2000, 2000)}
+
+
+def _check_molecule(molecule: str) -> None:
+    if molecule not in FILES:
+        raise KeyError(f"unknown MD17 molecule {molecule!r}; valid: {', '.join(MOLECULES)}")
+
+
+def md17_path(molecule: str, data_dir: Path) -> Path:
+    _check_molecule(molecule)
+    return Path(data_dir) / "md17" / FILES[molecule][0]
+
+
+def download_md17(molecule: str, data_dir: Path, force: bool = False) -> Path:
+    """Fetch ``md17_<molecule>.npz`` into ``<data_dir>/md17/`` (checked against :data:`KNOWN_SHA256`)."""
+    dest = md17_path(molecule, data_dir)
+    if dest.exists() and not force:
+        return dest
+    fname = FILES[molecule][0]
+    return download_file(f"{URL_BASE}/{fname}", dest, sha256=KNOWN_SHA256.get(fname))
+
+
+def load_md17(
+    molecule: str,
+    data_dir: Path,
+    *,
+    history: int | None = None,
+    stride: int | None = None,
+    split_margin: int | None = None,
+    split_fractions: tuple[float, float, float] | None = None,
+    split_caps: tuple[int, int, int] | None = None,
+    seed: int = 100,
+) -> CaseData:
+    """Load one MD17 molecule as a :class:`CaseData` (see the module data card)."""
+    _check_molecule(molecule)
+    path = md17_path(molecule, data_dir)
+    if not path.exists():
+        raise DataNotFoundError(
+            f"MD17 file {path} not found. Run `estagbench download md17 --molecules {molecule}` (fetches "
+            f"{URL_BASE}/{FILES[molecule][0]}) or put the file there; --data-dir / $ESTAGBENCH_DATA choose the folder."
+        )
+    arrays = load_npz(path, required=("R", "z"))
+    R, z = np.asarray(arrays["R"]), np.asarray(arrays["z"]).reshape(-1)
+    if R.ndim != 3 or R.shape[2] != 3 or R.shape[1] != z.shape[0]:
+        raise DataError(f"{path}: expected R of shape (frames, {z.shape[0]}, 3) matching z {z.shape}, got R {R.shape}")
+    if not np.all(np.isfinite(R)):
+        bad = np.argwhere(~np.isfinite(R))[0]
+        raise DataError(f"{path}: R contains NaN/inf coordinates (first at frame {bad[0]}, atom {bad[1]})")
+    fname, official_frames, heavy = FILES[molecule]
+    digest = sha256_file(path)
+    if fname in KNOWN_SHA256:
+        official = digest == KNOWN_SHA256[fname]
+    else:
+        official = R.shape[0] == official_frames and digest not in KNOWN_EXCERPTS
+    if not official:
+        what = KNOWN_EXCERPTS.get(digest, f"{R.shape[0]} frames, official file has {official_frames}")
+        warnings.warn(
+            f"{path} is not the official MD17 file ({what}); results on it are marked non-official",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    keep = z > 1
+    if int(keep.sum()) != heavy:
+        raise DataError(f"{path}: {int(keep.sum())} heavy atoms, MD17 {molecule} has {heavy}")
+    pos = R[:-1][:, keep].astype(np.float64)  # drop the last frame
+    if molecule == "benzene":
+        pos = pos - pos.mean(axis=1, keepdims=True)
+    zh = z[keep].astype(np.float64)
+    edge_index, hop = one_and_two_hop(cutoff_adjacency(pos[0], CUTOFF))
+
+    T = DEFAULTS["history"] if history is None else history
+    D = DEFAULTS["stride"] if stride is None else stride
+    margin = DEFAULTS["split_margin"] if split_margin is None else split_margin
+    fracs = tuple(DEFAULTS["split_fractions"] if split_fractions is None else split_fractions)
+    caps = tuple(DEFAULTS["split_caps"] if split_caps is None else split_caps)
+    try:
+        starts = md17_split(pos.shape[0], T, D, margin, fracs, caps, seed)
+    except ValueError as exc:
+        raise DataError(f"{path}: {exc}") from exc
+    windows = {k: np.stack([np.zeros_like(v), v], axis=1) for k, v in starts.items()}
+    return CaseData(
+        dataset="md17",
+        case=molecule,
+        trajectories=[pos[:, :, None, :]],
+        node_features=zh[:, None],
+        edge_index=edge_index,
+        edge_attr=edge_features_z_hop(zh, edge_index, hop),
+        windows=windows,
+        history=T,
+        stride=D,
+        files=[FileRecord(str(path), digest, official, KNOWN_SHA256.get(fname))],
+        one_hop_mask=hop == 1,
+        params={"history": T, "stride": D, "split_margin": margin, "split_fractions": list(fracs),
+                "split_caps": list(caps), "split_seed": seed, "cutoff": CUTOFF},
+    )

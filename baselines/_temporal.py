@@ -16,7 +16,7 @@ Public API (import with ``from baselines._temporal import ...``):
 * :class:`FrameEmbedding` -- ``FrameEmbedding(in_features, hidden, num_frames)``;
   ``forward(h)`` maps node features ``(N, F)`` (or ``(..., N, F)``) to
   ``(T, N, hidden)`` (or ``(..., T, N, hidden)``): ``Linear(h) + Embedding(t)``.
-* :class:`SoftmaxTemporalPooling` -- ``SoftmaxTemporalPooling(num_frames, init="uniform")``;
+* :class:`SoftmaxTemporalPooling` -- ``SoftmaxTemporalPooling(num_frames, init="random")``;
   ``forward(x, dim=1)`` returns ``sum_t softmax(w)_t x.select(dim, t)``, i.e. the frame
   axis ``dim`` is reduced away (``(B, T, N, C, 3) -> (B, N, C, 3)`` by default).
   ``.weights`` gives the current softmax weights ``(T,)``.
@@ -34,7 +34,7 @@ from torch import Tensor, nn
 
 __all__ = ["FrameEmbedding", "SoftmaxTemporalPooling"]
 
-_POOL_INITS = ("uniform", "last")
+_POOL_INITS = ("random", "uniform", "last")
 
 
 class FrameEmbedding(nn.Module):
@@ -98,9 +98,11 @@ class SoftmaxTemporalPooling(nn.Module):
     num_frames:
         T, length of the frame axis to pool.
     init:
-        ``"uniform"`` (``w = 0``: every frame weighted ``1/T`` at the start) or
-        ``"last"`` (``w`` = 0 except a large logit on the last frame, so training
-        starts from "predict the last frame").
+        ``"random"`` (default): logits drawn from U(-1, 1) with the global torch RNG,
+        as the ESTAG authors' code initialises the temporal weights of its ST_
+        baselines (their ``theta.data.uniform_(-1, 1)``); ``"uniform"``: ``w = 0``,
+        every frame weighted ``1/T`` at the start; ``"last"``: ``w = 0`` except a
+        logit of 5 on the last frame, so training starts near "predict the last frame".
 
     Notes
     -----
@@ -108,14 +110,16 @@ class SoftmaxTemporalPooling(nn.Module):
     ``Q`` and translation ``g``, ``sum_t a_t (Q x_t + g) = Q sum_t a_t x_t + g``.
     """
 
-    def __init__(self, num_frames: int, init: str = "uniform") -> None:
+    def __init__(self, num_frames: int, init: str = "random") -> None:
         super().__init__()
         if num_frames < 1:
             raise ValueError(f"num_frames must be >= 1, got {num_frames}")
         if init not in _POOL_INITS:
             raise ValueError(f"init must be one of {_POOL_INITS}, got {init!r}")
         w = torch.zeros(num_frames)
-        if init == "last":
+        if init == "random":
+            w.uniform_(-1.0, 1.0)
+        elif init == "last":
             w[-1] = 5.0
         self.logits = nn.Parameter(w)
 

@@ -1,0 +1,187 @@
+"""Trainer: seeding, the training loop, evaluation every k epochs, best-val selection.
+
+Protocol (protocol.md): Adam with the dataset's learning rate, weight decay 1e-12,
+batch 100, 500 epochs, hidden 16; val and test every 5 epochs; the reported test
+MSE is the one at the epoch of best val MSE.  On CPU a fixed seed gives bitwise
+identical numbers on the same machine (deterministic algorithms, seeded shuffling,
+no data-loader workers).
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from .data.base import PreparedCase
+from .evaluate import Evaluator, iterate_batches, mse
+from .registry import create_model, get_model_entry
+
+__all__ = ["TrainConfig", "RunOutput", "seed_everything", "train_model"]
+
+
+@dataclass
+class TrainConfig:
+    """Training hyper-parameters (defaults: the paper's, Appendix D)."""
+
+    epochs: int = 500
+    lr: float = 5e-3
+    weight_decay: float = 1e-12
+    batch_size: int = 100
+    eval_every: int = 5
+    hidden: int = 16
+    device: str = "cpu"
+    model_hparams: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class RunOutput:
+    """What one training run produced (the trainer's side of a result record)."""
+
+    metrics: dict[str, Any]
+    timings: dict[str, float]
+    curve: list[dict[str, float]]
+    num_params: int
+    model: nn.Module
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch, and ask torch for deterministic kernels."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def _write_curve(path: Path, curve: list[dict[str, float]]) -> None:
+    if not curve:
+        return
+    keys = list(curve[0].keys())
+    tmp = path.with_suffix(".part")
+    with open(tmp, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=keys)
+        w.writeheader()
+        w.writerows(curve)
+    os.replace(tmp, path)
+
+
+def train_model(
+    model_name: str,
+    case: PreparedCase,
+    seed: int,
+    config: TrainConfig | None = None,
+    run_dir: Path | None = None,
+    progress: bool = False,
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
+) -> RunOutput:
+    """Train ``model_name`` on ``case`` with ``seed``; return metrics at the best-val epoch.
+
+    Writes ``log.csv`` (one row per epoch: train loss, and val/test MSE on evaluation
+    epochs) and ``best.pt`` (the best-val state dict) into ``run_dir`` when given.
+    Models with ``trains=False`` (Pt-s/m/t) are evaluated once (best_epoch 0).
+    """
+    cfg = config or TrainConfig()
+    entry = get_model_entry(model_name)
+    seed_everything(seed)
+    device = torch.device(cfg.device)
+    model = create_model(model_name, case.info, hidden=cfg.hidden, **cfg.model_hparams).to(device)
+    num_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    evaluator = Evaluator(case.info, cfg.batch_size, device, entry.batch_transform)
+    train, val, test = case.splits["train"], case.splits["val"], case.splits["test"]
+    curve: list[dict[str, float]] = []
+    log_path = run_dir / "log.csv" if run_dir else None
+
+    def evaluate_all(epoch: int, train_loss: float, epoch_seconds: float) -> dict[str, float]:
+        v = evaluator.evaluate(model, val)
+        t = evaluator.evaluate(model, test)
+        row = {"epoch": epoch, "train_loss": train_loss, "val_mse": v.mse, "test_mse": t.mse,
+               "epoch_seconds": epoch_seconds, "eval_ms_per_sample": (v.seconds + t.seconds) * 1000 / max(len(val) + len(test), 1)}
+        return row
+
+    if not entry.trains or num_params == 0 or cfg.epochs == 0:
+        row = evaluate_all(0, float("nan"), 0.0)
+        curve.append(row)
+        if log_path:
+            _write_curve(log_path, curve)
+        return RunOutput(
+            metrics={"test_mse": row["test_mse"], "val_mse": row["val_mse"], "best_epoch": 0},
+            timings={"train_seconds_per_epoch": 0.0, "ms_per_sample": row["eval_ms_per_sample"], "total_seconds": 0.0},
+            curve=curve, num_params=num_params, model=model,
+        )
+
+    optim = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    gen = torch.Generator().manual_seed(seed)
+    best = {"val_mse": float("inf"), "test_mse": float("nan"), "best_epoch": -1}
+    best_state: dict[str, Any] | None = None
+    train_seconds = 0.0
+    eval_ms: list[float] = []
+    t_start = time.perf_counter()
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=cfg.epochs, desc=f"{model_name} s{seed}", leave=False, dynamic_ncols=True)
+    model.train()
+    for epoch in range(1, cfg.epochs + 1):
+        t0 = time.perf_counter()
+        order = torch.randperm(len(train), generator=gen)
+        loss_sum, n_seen = 0.0, 0
+        for x, y in iterate_batches(train, cfg.batch_size, order):
+            y = y.to(device)
+            pred = model(evaluator.make_batch(x, y))
+            loss = mse(pred, y)
+            optim.zero_grad(set_to_none=True)
+            loss.backward()
+            optim.step()
+            loss_sum += float(loss.detach()) * y.shape[0]
+            n_seen += y.shape[0]
+        epoch_seconds = time.perf_counter() - t0
+        train_seconds += epoch_seconds
+        train_loss = loss_sum / max(n_seen, 1)
+        if not np.isfinite(train_loss):
+            raise FloatingPointError(f"{model_name} seed {seed}: training loss became {train_loss} at epoch {epoch}")
+        row: dict[str, float] = {"epoch": epoch, "train_loss": train_loss, "val_mse": float("nan"),
+                                 "test_mse": float("nan"), "epoch_seconds": epoch_seconds, "eval_ms_per_sample": float("nan")}
+        if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
+            row = evaluate_all(epoch, train_loss, epoch_seconds)
+            eval_ms.append(row["eval_ms_per_sample"])
+            if row["val_mse"] < best["val_mse"]:
+                best = {"val_mse": row["val_mse"], "test_mse": row["test_mse"], "best_epoch": epoch}
+                best_state = copy.deepcopy(model.state_dict())
+        curve.append(row)
+        if on_epoch:
+            on_epoch(row)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{train_loss:.3e}", best_val=f"{best['val_mse']:.3e}")
+    if bar is not None:
+        bar.close()
+    total = time.perf_counter() - t_start
+    if run_dir:
+        _write_curve(run_dir / "log.csv", curve)
+        if best_state is not None:
+            tmp = run_dir / "best.pt.part"
+            torch.save({"state_dict": best_state, "epoch": best["best_epoch"], "model": model_name,
+                        "hparams": getattr(model, "estagbench_hparams", {})}, tmp)
+            os.replace(tmp, run_dir / "best.pt")
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return RunOutput(
+        metrics={**best, "final_train_loss": curve[-1]["train_loss"]},
+        timings={"train_seconds_per_epoch": train_seconds / cfg.epochs,
+                 "ms_per_sample": float(np.mean(eval_ms)) if eval_ms else float("nan"),
+                 "total_seconds": total},
+        curve=curve, num_params=num_params, model=model,
+    )

@@ -1,0 +1,227 @@
+"""The ``estagbench`` command line: thin wrappers over the library, no logic here."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from .registry import UnknownNameError
+
+__all__ = ["main", "build_parser"]
+
+DEFAULT_OUT = Path("estagbench-results")
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _names(text: str) -> list[str]:
+    return [v.strip() for v in text.split(",") if v.strip()]
+
+
+def add_data_args(p: argparse.ArgumentParser, dataset_required: bool = True) -> None:
+    """Dataset selection and protocol overrides shared by run/rollout/reproduce."""
+    p.add_argument("--dataset", required=dataset_required,
+                   help="md17 | adk | adk-mini | motion-walk | motion-walk-30fps | motion-walk-35_01 | motion-basketball | "
+                        "peptide-explicit | peptide-implicit | peptide-vacuum | PATH.npz")
+    p.add_argument("--molecules", "--cases", dest="cases", type=_names, default=None,
+                   help="comma list of cases (MD17 molecules); default: all cases of the dataset")
+    p.add_argument("--data-dir", type=Path, default=None, help="data cache (default $ESTAGBENCH_DATA or ~/.cache/estagbench)")
+    p.add_argument("--history", type=int, default=None, help="T, frames fed to the model (default 10)")
+    p.add_argument("--stride", type=int, default=None, help="Δ, frames between two inputs (dataset default)")
+    p.add_argument("--split-margin", type=int, default=None, help="MD17 rule: frames excluded at both ends (default 10000)")
+    p.add_argument("--split-fractions", type=_floats, default=None, help="train,val,test fractions (MD17 default 0.1,0.05,0.05)")
+    p.add_argument("--split-caps", type=_ints, default=None, help="train,val,test caps (MD17 default 500,2000,2000)")
+
+
+def data_opts(args: argparse.Namespace) -> dict[str, Any]:
+    return {"history": args.history, "stride": args.stride, "split_margin": args.split_margin,
+            "split_fractions": args.split_fractions, "split_caps": args.split_caps}
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .results import aggregate, load_results
+    from .runner import plan_run, run_plan
+
+    plan = plan_run(args.models, args.dataset, args.cases, list(args.seeds) if args.seeds else None, args.epochs,
+                    args.preset, args.out, args.data_dir, args.device, args.lr, args.batch_size, **data_opts(args))
+    records = run_plan(plan, progress=not args.no_progress)
+    if not records:
+        print("no results (every model was skipped)")
+        return 0
+    df = load_results(args.out)
+    keys = {(r["model"], r["dataset"], r["case"], r["config_hash"]) for r in records}
+    df = df[[k in keys for k in zip(df.model, df.dataset, df.case, df.config_hash)]]
+    agg = aggregate(df)
+    print(agg[["model", "dataset", "case", "mean", "std", "n_seeds"]].rename(columns={"mean": "test_mse_mean", "std": "test_mse_std"})
+          .to_string(index=False, float_format=lambda v: f"{v:.6g}"))
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from .registry import get_model_entry, list_models
+
+    rows = []
+    for n in list_models(args.pattern):
+        e = get_model_entry(n)
+        rows.append((n, e.symmetry, "yes" if e.multichannel else "no", "yes" if e.trains else "no",
+                     ",".join(e.datasets) if e.datasets else "all", e.module, e.description))
+    head = ("name", "symmetry", "multichannel", "trains", "datasets", "module", "description")
+    widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(6)]
+    for r in [head, *rows]:
+        print("  ".join(str(v).ljust(w) for v, w in zip(r[:6], widths)) + "  " + r[6])
+    return 0
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from .data.catalog import DATASETS
+
+    for spec in DATASETS.values():
+        cases = ",".join(spec.cases)
+        print(f"{spec.name:20s} family={spec.family:8s} lr={spec.lr:g} {'offline ' if spec.offline else ''}"
+              f"cases={cases}\n    {spec.description}")
+    print("PATH.npz             your own trajectory file (docs/trajectory-format.md)")
+    return 0
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    from .data.download import resolve_data_dir
+
+    root = resolve_data_dir(args.data_dir)
+    if args.dataset == "md17":
+        from .data.md17 import MOLECULES, download_md17
+
+        for mol in args.cases or list(MOLECULES):
+            print(f"md17/{mol}: {download_md17(mol, root, force=args.force)}")
+    elif args.dataset.startswith("motion-"):
+        from .data.mocap import download_motion
+
+        download_motion(args.dataset[len("motion-"):], root)
+    elif args.dataset == "adk":
+        from .data.adk import download_adk_equilibrium
+
+        download_adk_equilibrium(root)
+    else:
+        raise UnknownNameError(f"nothing to download for {args.dataset!r}; downloadable: md17, adk, motion-walk, motion-basketball")
+    return 0
+
+
+def cmd_results(args: argparse.Namespace) -> int:
+    from .results import load_results
+
+    df = load_results(args.out)
+    if args.format == "csv":
+        sys.stdout.write(df.to_csv(index=False))
+    else:
+        sys.stdout.write(df.to_markdown(index=False) if hasattr(df, "to_markdown") and _has_tabulate() else _md(df))
+        sys.stdout.write("\n")
+    return 0
+
+
+def _has_tabulate() -> bool:
+    try:
+        import tabulate  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _md(df: Any) -> str:
+    cols = list(df.columns)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for row in df.itertuples(index=False):
+        lines.append("| " + " | ".join("" if v is None else (f"{v:.6g}" if isinstance(v, float) else str(v)) for v in row) + " |")
+    return "\n".join(lines)
+
+
+#: Sub-commands contributed by optional modules: (module, function adding the parser).
+PLUGGABLE: list[tuple[str, str]] = [
+    ("estagbench.rollout", "add_rollout_parser"),
+    ("estagbench.simulate.cli", "add_simulate_parser"),
+    ("estagbench.tables.cli", "add_table_parsers"),
+    ("estagbench.bench", "add_bench_parser"),
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="estagbench", description="Benchmark equivariant spatio-temporal dynamics models (ESTAG and baselines)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="train and evaluate models on a dataset (resumes finished cells)")
+    p.add_argument("--models", default="all", help="'all' or a comma list (see `estagbench models`)")
+    add_data_args(p)
+    p.add_argument("--seeds", type=_ints, default=None, help="comma list of seeds (default 1,2,3)")
+    p.add_argument("--epochs", type=int, default=None, help="training epochs (preset default: paper 500, quick 10)")
+    p.add_argument("--preset", choices=["paper", "quick"], default="paper")
+    p.add_argument("--lr", type=float, default=None, help="override the dataset's learning rate")
+    p.add_argument("--batch-size", type=int, default=None, help="default 100")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results directory (default ./estagbench-results)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("models", help="list registered models")
+    p.add_argument("pattern", nargs="?", default="*", help="fnmatch pattern, e.g. 'st-*'")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("datasets", help="list datasets")
+    p.set_defaults(func=cmd_datasets)
+
+    p = sub.add_parser("download", help="download a dataset into the cache")
+    p.add_argument("dataset", help="md17 | adk | motion-walk | motion-basketball")
+    p.add_argument("--molecules", "--cases", dest="cases", type=_names, default=None)
+    p.add_argument("--data-dir", type=Path, default=None)
+    p.add_argument("--force", action="store_true", help="download again even if the file exists")
+    p.set_defaults(func=cmd_download)
+
+    p = sub.add_parser("results", help="table of stored results")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    p.add_argument("--format", choices=["csv", "markdown"], default="markdown")
+    p.set_defaults(func=cmd_results)
+
+    for module, func in PLUGGABLE:
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name and module.startswith(exc.name):
+                continue  # that part of the suite is not there
+            raise
+        adder: Callable[[Any], None] | None = getattr(mod, func, None)
+        if adder is not None:
+            adder(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (UnknownNameError, KeyError) as exc:
+        msg = exc.args[0] if exc.args else str(exc)
+        print(f"estagbench: error: {msg}", file=sys.stderr)
+        return 2
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"estagbench: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("estagbench: interrupted; finished cells are stored, rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,187 @@
+"""The grid runner: models × dataset cases × seeds, resumable, through an executor.
+
+Each cell is one training run; its result record goes to the :class:`ResultStore`
+atomically when the run ends, so an interrupted ``run`` loses at most the cell in
+flight and a rerun skips every finished cell.  Cells run through a small
+:class:`Executor` interface (sequential by default) so a distributed executor can
+be added later.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Protocol
+
+from .data import PreparedCase, get_dataset_spec, load_case, resolve_cases
+from .registry import get_model_entry, list_models
+from .results import ResultStore, cell_id, config_hash, provenance
+from .train import TrainConfig, train_model
+
+__all__ = ["PRESETS", "Cell", "Executor", "SequentialExecutor", "RunPlan", "plan_run", "run_plan", "resolve_models"]
+
+#: ``--models all`` means the main-table models: ablation variants (Tables 4-9) and
+#: interoperability twins are named explicitly or through ``estagbench reproduce``.
+ALL_EXCLUDES = ("estag-*", "stag", "*-dgl")
+
+#: Presets: "paper" = the protocol's budget; "quick" = a smoke run (few epochs, one seed).
+PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {"epochs": 500, "seeds": [1, 2, 3]},
+    "quick": {"epochs": 10, "seeds": [1]},
+}
+
+
+@dataclass(frozen=True)
+class Cell:
+    model: str
+    dataset: str
+    case: str
+    seed: int
+    config: dict[str, Any]
+    chash: str
+
+    @property
+    def id(self) -> str:
+        return cell_id(self.model, self.dataset, self.case, self.seed, self.chash)
+
+
+class Executor(Protocol):
+    def map(self, fn: Callable[[Cell], dict[str, Any] | None], cells: Iterable[Cell]) -> list[dict[str, Any] | None]: ...
+
+
+class SequentialExecutor:
+    """Runs cells one after another in this process."""
+
+    def map(self, fn: Callable[[Cell], dict[str, Any] | None], cells: Iterable[Cell]) -> list[dict[str, Any] | None]:
+        return [fn(c) for c in cells]
+
+
+def resolve_models(spec: str, family: str | None = None, multichannel: bool | None = None) -> list[str]:
+    """``all`` (models the paper ran on this family), or a comma list validated by the registry."""
+    if spec.strip() == "all":
+        names = list_models(exclude=ALL_EXCLUDES, dataset=family)
+        if multichannel:
+            names = [n for n in names if get_model_entry(n).multichannel]
+        return names
+    names = [s.strip() for s in spec.split(",") if s.strip()]
+    for n in names:
+        get_model_entry(n)  # raises with the valid names
+    return names
+
+
+@dataclass
+class RunPlan:
+    dataset: str
+    cases: list[str]
+    models: list[str]
+    seeds: list[int]
+    train: TrainConfig
+    data_opts: dict[str, Any]
+    data_dir: Path | None
+    store: ResultStore
+    skipped: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+def plan_run(
+    models: str,
+    dataset: str,
+    cases: list[str] | None,
+    seeds: list[int] | None,
+    epochs: int | None,
+    preset: str,
+    out: Path,
+    data_dir: Path | None = None,
+    device: str = "cpu",
+    lr: float | None = None,
+    batch_size: int | None = None,
+    model_hparams: dict[str, Any] | None = None,
+    **data_opts: Any,
+) -> RunPlan:
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; valid: {', '.join(PRESETS)}")
+    spec = get_dataset_spec(dataset)
+    case_list = resolve_cases(dataset, cases)
+    names = resolve_models(models, None)
+    p = PRESETS[preset]
+    cfg = TrainConfig(
+        epochs=p["epochs"] if epochs is None else epochs,
+        lr=spec.lr if lr is None else lr,
+        batch_size=100 if batch_size is None else batch_size,
+        device=device,
+        model_hparams=dict(model_hparams or {}),
+    )
+    plan = RunPlan(dataset, case_list, [], list(seeds or p["seeds"]), cfg,
+                   {k: v for k, v in data_opts.items() if v is not None}, data_dir, ResultStore(out))
+    for n in names:
+        entry = get_model_entry(n)
+        if models.strip() == "all" and not entry.runs_on(spec.family):
+            plan.skipped.append((n, dataset, f"the paper did not run {n} on {spec.family}"))
+            continue
+        plan.models.append(n)
+    return plan
+
+
+def _cell_config(plan: RunPlan, model: str, case: str, params: dict[str, Any]) -> dict[str, Any]:
+    return {"model": model, "dataset": plan.dataset, "case": case, "data_params": params, "train": plan.train.as_dict()}
+
+
+def run_plan(plan: RunPlan, executor: Executor | None = None, progress: bool = True, log: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+    """Run every unfinished cell of ``plan``; return all records of the plan (old and new)."""
+    say = log or (lambda s: print(s, file=sys.stderr))
+    executor = executor or SequentialExecutor()
+    records: list[dict[str, Any]] = []
+    prov = provenance()
+    for case in plan.cases:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            data = load_case(plan.dataset, case, data_dir=plan.data_dir, **plan.data_opts)
+        for w in caught:
+            say(f"warning: {w.message}")
+        official = all(f.official is not False for f in data.files)
+        prepared: PreparedCase = data.prepare()
+        sizes = data.split_sizes()
+        shash = data.split_hash()
+        split_file = plan.store.put_split(plan.dataset, case, shash, data.windows_json())
+        say(f"{plan.dataset}/{case}: {data.num_nodes} nodes × {data.num_channels} channel(s), {data.edge_index.shape[1]} edges, "
+            f"splits train/val/test = {sizes['train']}/{sizes['val']}/{sizes['test']} (T={data.history}, Δ={data.stride}); "
+            f"windows saved to {split_file}")
+        cells: list[Cell] = []
+        for model in plan.models:
+            entry = get_model_entry(model)
+            if data.num_channels > 1 and not entry.multichannel:
+                plan.skipped.append((model, f"{plan.dataset}/{case}", "single-channel model on multi-channel data"))
+                continue
+            for seed in plan.seeds:
+                conf = _cell_config(plan, model, case, data.params)
+                cells.append(Cell(model, plan.dataset, case, seed, conf, config_hash(conf)))
+
+        def run_cell(cell: Cell) -> dict[str, Any] | None:
+            if plan.store.has(cell.id):
+                rec = plan.store.get(cell.id)
+                say(f"skip {cell.model} {plan.dataset}/{cell.case} seed {cell.seed}: stored (test MSE {rec['metrics']['test_mse']:.6g})")
+                return rec
+            t0 = time.time()
+            out = train_model(cell.model, prepared, cell.seed, plan.train, run_dir=plan.store.run_dir(cell.id), progress=progress)
+            rec = {
+                "model": cell.model, "dataset": plan.dataset, "case": cell.case, "seed": cell.seed,
+                "family": data.dataset, "config": plan.train.as_dict(), "config_hash": cell.chash,
+                "data_params": data.params, "split_hash": shash, "split_sizes": sizes, "split_file": str(split_file),
+                "metrics": out.metrics, "timings": out.timings, "num_params": out.num_params,
+                "hparams": getattr(out.model, "estagbench_hparams", {}),
+                "data_files": [f.as_dict() for f in data.files], "official_data": official,
+                "provenance": prov, "command": " ".join(sys.argv), "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "wall_seconds": time.time() - t0,
+            }
+            plan.store.put(cell.id, rec)
+            say(f"{cell.model:>16s} {plan.dataset}/{cell.case} seed {cell.seed}: test MSE {out.metrics['test_mse']:.6g} "
+                f"(val {out.metrics['val_mse']:.6g}, epoch {out.metrics['best_epoch']}, "
+                f"{out.timings['train_seconds_per_epoch']:.3f} s/epoch)")
+            return rec
+
+        records.extend(r for r in executor.map(run_cell, cells) if r is not None)
+    for model, where, why in plan.skipped:
+        say(f"skipped {model} on {where}: {why}")
+    return records

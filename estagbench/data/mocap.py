@@ -1,0 +1,833 @@
+"""CMU Motion Capture (mocap.cs.cmu.edu): ASF/AMC parsing, forward kinematics, cases.
+
+Data card
+---------
+* Source: the CMU Graphics Lab Motion Capture Database, cited as [7] in Wu et al.
+  2023 (ESTAG), Section 5.3 and Table 3.  One ASF file per subject (the skeleton:
+  bone directions, lengths, local axes and degrees of freedom) and one AMC file per
+  trial (per frame: the root translation and rotation, then each bone's Euler
+  angles).  Files live at ``http://mocap.cs.cmu.edu/subjects/<NN>/<NN>.asf`` and
+  ``<NN>_<TT>.amc`` and are cached as ``<data_dir>/cmu_mocap/subjects/<NN>/`` (the
+  layout of ``../shared/data``).  Original trials are recorded at 120 fps.
+* Nodes: the 31 joints of the CMU skeleton, root first, then the end point of each
+  bone in the ASF's ``:bonedata`` order; positions from :func:`forward_kinematics`
+  in ASF length units (1 unit = 1/0.45 inch ≈ 5.64 cm for CMU files).  Single
+  channel: trajectories are ``(frames, 31, 1, 3)``.
+* Graph: skeleton bones are 1-hop edges, plus 2-hop edges (protocol.md); node
+  feature 1; edge features ``[1, 1, hop]``.
+* Preprocessing (protocol.md, "CMU Motion Capture"): per trial the last frame is
+  dropped, then the trial's *scalar* mean (over frames, joints and coordinates) is
+  subtracted.
+* Task: T = 10 frames Δ apart, target at ``start + T·Δ``.
+
+Cases
+-----
+``walk``
+    Subject 35, the 23 walk trials 01-16 and 28-34 (trial index 0-22 in that
+    ascending order), 120 fps, Δ = 5.  Split by trial (0-based indices of
+    :data:`SPLIT_TRIALS`).  The authors' procedure (their motion loader, read for
+    facts): numpy's legacy RNG seeded with 100, then for every trial of the train
+    list, in list order, then of val, then of test, 100 starts are drawn by
+    ``choice(arange(300), 100, replace=False)`` (one continuing random stream).  A
+    split's cap is spread as ``each = cap // number of trials in the split``, and
+    each trial keeps the first ``each`` of its draws, in drawn order; trials are
+    concatenated in list order.  With caps 3000/800/800 no trial is truncated:
+    1100/600/600 windows.
+``basketball``
+    Subject 102, trials 01-33, keeping those with more than 170 frames (24 in
+    the paper, index 0-23 in ascending trial order), 120 fps, Δ = 5, starts drawn
+    from the first 120 frames; 1200/600/600 windows.
+``walk-30fps``
+    The 30 fps conversions in ``<data_dir>/cmu_mocap/35_30fps/`` (GPmat's
+    ``cmu35WalkJog.mat``: every 4th original frame, frame i = original 4i−3); the
+    same 23 walk trials and index lists as ``walk`` (the jog trials 17-26 are not
+    used).  **Δ = 1**: one 30 fps frame spans 4 original frames, so the paper's
+    Δ = 5 at 120 fps is 1.25 frames here and 1 is the nearest stride that exists
+    (a window then spans 40 original frames instead of 50; Δ = 2 would span 80).
+    **Start range [0, 75)**: the first 300 original frames of ``walk`` are 75
+    frames at 30 fps, the same 2.5 s of motion.  The shortest trial has 90 frames
+    (89 after dropping the last), and the last window needs frame 74 + T·Δ = 84,
+    so every trial yields windows.  100 distinct starts cannot be drawn from 75, so
+    all 75 are used, in the seeded order of ``choice(arange(75), 75,
+    replace=False)``; caps as for ``walk``: 825/450/450 windows.
+``walk-35_01``
+    The single 120 fps trial ``subjects/35/35_01.amc`` (358 frames, 357 after
+    dropping the last), Δ = 5, a chronological 6:2:2 split over its 307 window
+    starts (:func:`estagbench.data.splits.chronological_split`): 184/61/61.  A
+    quick real-data check that needs only the two files shipped in
+    ``../shared/data``; windows of neighbouring splits share frames, as on AdK.
+
+``history``/``stride`` overrides keep the start range unless a trial is too
+short for it; then that trial's range is cut to ``frames − T·Δ`` (and fewer
+starts are drawn from it), which is recorded in ``CaseData.notes``.
+
+Forward kinematics (Acclaim ASF/AMC)
+------------------------------------
+For a bone b with parent p, ASF axis angles ``a_b`` (its local frame in the rest
+pose), unit direction ``d_b`` and length ``l_b``, and the AMC angles ``θ_b(t)``:
+
+.. math::
+
+    C_b = R_{o_3}(a_3) R_{o_2}(a_2) R_{o_1}(a_1), \\qquad
+    M_b(t) = \\prod_{\\text{dof } k \\text{ of } b,\\ \\text{last first}} R_{k}(θ_{b,k}(t)),
+
+    G_b(t) = G_p(t)\\, C_b M_b(t) C_b^{-1}, \\qquad
+    x_b(t) = x_p(t) + G_b(t)\\, l_b d_b,
+
+where ``o_1 o_2 o_3`` is the ``axis`` order string (``XYZ``: x applied first), the
+dofs compose in their listed order (x first for ``rx ry rz``) and ``R_k`` is the
+active right-handed rotation about axis k.  The root has ``G_0 = C_0 M_0 C_0^{-1}``
+from the ``:root`` orientation and the AMC root rotation, and
+``x_0 = position + translation``.  Bone lengths are therefore constant in time.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .base import CaseData, FileRecord, sha256_file
+from .download import download_file
+from .errors import DataError, DataNotFoundError
+from .graphs import adjacency_from_pairs, edge_features_z_hop, one_and_two_hop
+from .splits import SPLITS, chronological_split
+from .trajectory import atomic_write_bytes
+
+__all__ = [
+    "Bone",
+    "Skeleton",
+    "Motion",
+    "parse_asf",
+    "parse_amc",
+    "skeleton_fk",
+    "forward_kinematics",
+    "skeleton_edges",
+    "MotionCaseSpec",
+    "CASES",
+    "SPLIT_TRIALS",
+    "URL_BASE",
+    "KNOWN_SHA256",
+    "ASF_UNIT_METRES",
+    "motion_files",
+    "download_motion",
+    "load_motion",
+]
+
+URL_BASE = "http://mocap.cs.cmu.edu/subjects"
+
+#: SHA-256 of official CMU files (``../shared/data/SOURCES.md``).
+KNOWN_SHA256: dict[str, str] = {
+    "35.asf": "2a8e2eda3c0d7d828566b2a9a8ab36b2b8b3864110574e8b73c8f069fded416c",
+    "35_01.amc": "0743f4ea48e7e199cd56b2810b5ce81f8ede08d32ff79aa4e363c44cc4fe33aa",
+}
+
+#: Metres per ASF length unit for CMU files (``:units length 0.45``, i.e. 1/0.45 inch).
+ASF_UNIT_METRES = 2.54 / 100.0 / 0.45
+
+_AXES = {"x": 0, "y": 1, "z": 2}
+
+
+# ---------------------------------------------------------------------------- ASF
+@dataclass(frozen=True)
+class Bone:
+    """One ASF bone; its end point is a joint.
+
+    direction: ``(3,)`` unit vector in the global frame of the rest pose.
+    axis: ``(3,)`` local-frame Euler angles in radians, composed in ``axis_order``.
+    dof: the AMC channels, e.g. ``("rx", "ry", "rz")`` (may be empty).
+    parent: joint index of the parent (0 = root).
+    """
+
+    name: str
+    direction: np.ndarray
+    length: float
+    axis: np.ndarray
+    axis_order: str
+    dof: tuple[str, ...]
+    parent: int
+
+
+@dataclass(frozen=True)
+class Skeleton:
+    """A parsed ASF file.
+
+    Joints are ``("root", *bones in :bonedata order)``; ``parents[j]`` is the joint
+    index of joint j's parent (−1 for the root).  ``fk_order`` lists the bone
+    indices (0-based into ``bones``) so that parents come before children.
+    """
+
+    path: Path
+    length_unit: float
+    angle_unit: str
+    root_order: tuple[str, ...]
+    root_axis_order: str
+    root_position: np.ndarray
+    root_orientation: np.ndarray
+    bones: tuple[Bone, ...]
+    fk_order: tuple[int, ...]
+
+    @property
+    def joint_names(self) -> tuple[str, ...]:
+        return ("root",) + tuple(b.name for b in self.bones)
+
+    @property
+    def num_joints(self) -> int:
+        return 1 + len(self.bones)
+
+    @property
+    def parents(self) -> np.ndarray:
+        return np.array([-1] + [b.parent for b in self.bones], dtype=np.int64)
+
+    @property
+    def dof_bones(self) -> dict[str, int]:
+        """Bone name -> number of AMC values (bones with dofs only)."""
+        return {b.name: len(b.dof) for b in self.bones if b.dof}
+
+
+def _floats(path: Path, lineno: int, tokens: Sequence[str], n: int, what: str) -> np.ndarray:
+    if len(tokens) < n:
+        raise DataError(f"{path}: line {lineno}: {what} needs {n} numbers, got {len(tokens)}: {' '.join(tokens)!r}")
+    try:
+        vals = np.array([float(t) for t in tokens[:n]], dtype=np.float64)
+    except ValueError as exc:
+        raise DataError(f"{path}: line {lineno}: {what}: not a number ({exc})") from exc
+    if not np.all(np.isfinite(vals)):
+        raise DataError(f"{path}: line {lineno}: {what} has NaN/inf values: {' '.join(tokens[:n])}")
+    return vals
+
+
+def _read_text(path: Path) -> list[str]:
+    if not path.exists():
+        raise DataNotFoundError(f"{path}: file not found")
+    try:
+        text = path.read_bytes().decode("ascii")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not a text ASF/AMC file (byte {exc.start} is not ASCII); corrupt download?") from exc
+    return text.splitlines()
+
+
+def _angle_factor(path: Path, unit: str) -> float:
+    unit = unit.lower()
+    if unit.startswith("deg"):
+        return np.pi / 180.0
+    if unit.startswith("rad"):
+        return 1.0
+    raise DataError(f"{path}: unknown angle unit {unit!r}; expected 'deg' or 'rad'")
+
+
+def _check_order(path: Path, lineno: int, order: str) -> str:
+    order = order.upper()
+    if sorted(order) != ["X", "Y", "Z"]:
+        raise DataError(f"{path}: line {lineno}: rotation order must be a permutation of XYZ, got {order!r}")
+    return order
+
+
+def parse_asf(asf_path: str | os.PathLike[str]) -> Skeleton:
+    """Parse an Acclaim ASF skeleton file.
+
+    Parameters
+    ----------
+    asf_path : path of the ``.asf`` file (LF or CRLF line endings).
+
+    Returns
+    -------
+    Skeleton
+        Bones in ``:bonedata`` order with unit directions and axis angles in radians.
+
+    Raises
+    ------
+    DataError
+        A missing section or field, a malformed number, an unknown dof, or a
+        hierarchy that does not reach every bone exactly once from the root.
+    """
+    path = Path(asf_path)
+    lines = _read_text(path)
+    section = ""
+    length_unit, angle_unit = 1.0, "deg"
+    root: dict[str, Any] = {"order": ("TX", "TY", "TZ", "RX", "RY", "RZ"), "axis": "XYZ",
+                            "position": np.zeros(3), "orientation": np.zeros(3)}
+    raw_bones: list[dict[str, Any]] = []
+    cur: dict[str, Any] | None = None
+    children: dict[str, list[str]] = {}
+    in_limits = False
+    for lineno, line in enumerate(lines, 1):
+        tok = line.split()
+        if not tok or tok[0].startswith("#"):
+            continue
+        key = tok[0].lower()
+        if key.startswith(":"):
+            section = key
+            in_limits = False
+            continue
+        if section == ":units":
+            if key == "length":
+                length_unit = float(_floats(path, lineno, tok[1:], 1, "units length")[0])
+            elif key == "angle" and len(tok) > 1:
+                angle_unit = tok[1]
+        elif section == ":root":
+            if key == "order":
+                root["order"] = tuple(t.upper() for t in tok[1:])
+            elif key == "axis":
+                root["axis"] = _check_order(path, lineno, tok[1] if len(tok) > 1 else "")
+            elif key == "position":
+                root["position"] = _floats(path, lineno, tok[1:], 3, "root position")
+            elif key == "orientation":
+                root["orientation"] = _floats(path, lineno, tok[1:], 3, "root orientation")
+        elif section == ":bonedata":
+            if key == "begin":
+                cur = {"line": lineno, "dof": ()}
+                in_limits = False
+            elif key == "end":
+                if cur is None:
+                    raise DataError(f"{path}: line {lineno}: 'end' without 'begin' in :bonedata")
+                raw_bones.append(cur)
+                cur = None
+                in_limits = False
+            elif cur is None:
+                raise DataError(f"{path}: line {lineno}: {key!r} outside a begin/end bone block")
+            elif key == "name":
+                cur["name"] = tok[1] if len(tok) > 1 else ""
+                in_limits = False
+            elif key == "direction":
+                cur["direction"] = _floats(path, lineno, tok[1:], 3, "bone direction")
+                in_limits = False
+            elif key == "length":
+                cur["length"] = float(_floats(path, lineno, tok[1:], 1, "bone length")[0])
+                in_limits = False
+            elif key == "axis":
+                cur["axis"] = _floats(path, lineno, tok[1:], 3, "bone axis")
+                cur["axis_order"] = _check_order(path, lineno, tok[4] if len(tok) > 4 else "XYZ")
+                in_limits = False
+            elif key == "dof":
+                dof = tuple(t.lower() for t in tok[1:])
+                bad = [d for d in dof if d not in ("rx", "ry", "rz")]
+                if bad:
+                    raise DataError(f"{path}: line {lineno}: unsupported bone dof {bad} (only rx, ry, rz)")
+                cur["dof"] = dof
+                in_limits = False
+            elif key.startswith("limits") or (in_limits and key.startswith("(")):
+                in_limits = True
+            elif key in ("id", "bodymass", "cofmass"):
+                in_limits = False
+        elif section == ":hierarchy":
+            if key in ("begin", "end"):
+                continue
+            children.setdefault(tok[0], []).extend(tok[1:])
+    if cur is not None:
+        raise DataError(f"{path}: bone block starting at line {cur['line']} has no 'end' (truncated file?)")
+    if not raw_bones:
+        raise DataError(f"{path}: no :bonedata bones found; not an ASF file?")
+    names: list[str] = []
+    for b in raw_bones:
+        missing = [k for k in ("name", "direction", "length", "axis") if k not in b]
+        if missing or not b.get("name"):
+            raise DataError(f"{path}: bone block at line {b['line']} lacks {missing or ['name']}")
+        names.append(b["name"])
+    if len(set(names)) != len(names):
+        dup = sorted({n for n in names if names.count(n) > 1})
+        raise DataError(f"{path}: duplicate bone name(s) {dup}")
+    index = {"root": 0, **{n: i + 1 for i, n in enumerate(names)}}
+    parent_of: dict[str, str] = {}
+    for par, kids in children.items():
+        if par not in index:
+            raise DataError(f"{path}: :hierarchy names unknown parent {par!r}")
+        for kid in kids:
+            if kid not in index or kid == "root":
+                raise DataError(f"{path}: :hierarchy names unknown bone {kid!r} (child of {par!r})")
+            if kid in parent_of:
+                raise DataError(f"{path}: bone {kid!r} has two parents in :hierarchy ({parent_of[kid]!r}, {par!r})")
+            parent_of[kid] = par
+    orphans = [n for n in names if n not in parent_of]
+    if orphans:
+        raise DataError(f"{path}: bone(s) {orphans} are missing from :hierarchy")
+    order: list[int] = []
+    stack = ["root"]
+    while stack:
+        node = stack.pop()
+        for kid in reversed(children.get(node, [])):
+            order.append(index[kid] - 1)
+            stack.append(kid)
+    if len(order) != len(names):
+        raise DataError(f"{path}: :hierarchy has a cycle or bones unreachable from the root")
+    afac = _angle_factor(path, angle_unit)
+    bones = []
+    for b in raw_bones:
+        d = b["direction"]
+        norm = float(np.linalg.norm(d))
+        if not norm > 0:
+            raise DataError(f"{path}: bone {b['name']!r} has a zero direction vector")
+        bones.append(Bone(b["name"], d / norm, float(b["length"]), b["axis"] * afac, b.get("axis_order", "XYZ"),
+                          tuple(b["dof"]), index[parent_of[b["name"]]]))
+    rot = [c for c in root["order"] if c.startswith("R")]
+    trans = [c for c in root["order"] if c.startswith("T")]
+    if sorted(rot) != ["RX", "RY", "RZ"] or sorted(trans) != ["TX", "TY", "TZ"]:
+        raise DataError(f"{path}: :root order must hold TX TY TZ RX RY RZ in some order, got {root['order']}")
+    return Skeleton(path, length_unit, angle_unit, tuple(root["order"]), root["axis"], root["position"],
+                    root["orientation"] * afac, tuple(bones), tuple(order))
+
+
+def skeleton_edges(asf: str | os.PathLike[str] | Skeleton) -> np.ndarray:
+    """The bones as ``(parent, child)`` joint pairs, ``(J − 1, 2)`` int64, in joint order.
+
+    Row ``b`` is bone ``b`` of ``:bonedata``: ``(parent joint, b + 1)``.
+    """
+    sk = asf if isinstance(asf, Skeleton) else parse_asf(asf)
+    return np.array([(b.parent, i + 1) for i, b in enumerate(sk.bones)], dtype=np.int64).reshape(-1, 2)
+
+
+# ---------------------------------------------------------------------------- AMC
+@dataclass
+class Motion:
+    """A parsed AMC file.
+
+    root: ``(F, 6)`` root values in the ASF ``:root`` order (translations in length
+    units, angles in radians).  bones: name -> ``(F, ndof)`` angles in radians, in
+    the bone's ``dof`` order.  frame_numbers: ``(F,)`` as written in the file.
+    """
+
+    path: Path
+    root: np.ndarray
+    bones: dict[str, np.ndarray]
+    frame_numbers: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.root.shape[0])
+
+
+_INT = re.compile(r"^\d+$")
+
+
+def parse_amc(amc_path: str | os.PathLike[str], skeleton: Skeleton) -> Motion:
+    """Parse an Acclaim AMC motion file against its skeleton.
+
+    Every frame must hold a frame number (consecutive) followed by exactly one line
+    per bone that has dofs in the ASF (the root with 6 values, each bone with as many
+    values as its ``dof``).  Angles are read in ``:DEGREES`` unless the header says
+    ``:RADIANS`` (and, without either, in the ASF's angle unit).
+
+    Raises
+    ------
+    DataError
+        Naming the file, the frame number and the problem: a missing bone line, an
+        unknown or repeated bone, a wrong number of values, a non-number, NaN/inf,
+        a file that ends inside a frame (truncated) or holds no frame.
+    """
+    path = Path(amc_path)
+    lines = _read_text(path)
+    expect = {"root": len(skeleton.root_order), **skeleton.dof_bones}
+    dofless = {b.name for b in skeleton.bones if not b.dof}
+    afac = _angle_factor(path, skeleton.angle_unit)
+    values: dict[str, list[list[str]]] = {n: [] for n in expect}
+    frames: list[int] = []
+    seen: set[str] = set()
+
+    def close_frame(at_eof: bool = False) -> None:
+        if not frames:
+            return
+        if len(seen) != len(expect):
+            missing = [n for n in expect if n not in seen]
+            what = "the file ends inside the frame (truncated?); " if at_eof else ""
+            raise DataError(f"{path}: frame {frames[-1]}: {what}missing bone line(s) {missing}")
+
+    i = 0
+    n_lines = len(lines)
+    while i < n_lines:
+        line = lines[i]
+        i += 1
+        tok = line.split()
+        if not tok:
+            continue
+        head = tok[0]
+        if not frames and (head.startswith("#") or head.startswith(":")):
+            if head.upper() == ":RADIANS":
+                afac = 1.0
+            elif head.upper() == ":DEGREES":
+                afac = np.pi / 180.0
+            continue
+        if len(tok) == 1 and _INT.match(head):
+            close_frame()
+            num = int(head)
+            if frames and num != frames[-1] + 1:
+                raise DataError(f"{path}: frame {num}: frame numbers are not consecutive (previous was {frames[-1]})")
+            frames.append(num)
+            seen = set()
+            continue
+        if not frames:
+            raise DataError(f"{path}: line {i}: bone line {head!r} before the first frame number")
+        if head not in expect:
+            if head in dofless and len(tok) == 1:
+                continue
+            if head in dofless:
+                raise DataError(f"{path}: frame {frames[-1]}: bone {head!r} has no dofs in the ASF but the line has "
+                                f"{len(tok) - 1} values")
+            raise DataError(f"{path}: frame {frames[-1]}: unknown bone {head!r} (not in {skeleton.path.name})")
+        if head in seen:
+            raise DataError(f"{path}: frame {frames[-1]}: bone {head!r} appears twice")
+        if len(tok) - 1 != expect[head]:
+            raise DataError(f"{path}: frame {frames[-1]}: bone {head!r} has {len(tok) - 1} values, expected "
+                            f"{expect[head]}")
+        seen.add(head)
+        values[head].append(tok[1:])
+    if not frames:
+        raise DataError(f"{path}: no frames found (empty or truncated AMC file)")
+    close_frame(at_eof=True)
+    arrays: dict[str, np.ndarray] = {}
+    for name, rows in values.items():
+        try:
+            arr = np.array(rows, dtype=np.float64).reshape(len(frames), expect[name])
+        except ValueError:
+            for k, row in enumerate(rows):
+                try:
+                    [float(v) for v in row]
+                except ValueError as exc:
+                    raise DataError(f"{path}: frame {frames[k]}: bone {name!r}: not a number ({exc})") from exc
+            raise
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            k = int(np.argwhere(bad)[0, 0])
+            raise DataError(f"{path}: frame {frames[k]}: bone {name!r} has NaN/inf values: {' '.join(rows[k])}")
+        arrays[name] = arr
+    root = arrays.pop("root").copy()
+    rot_cols = [k for k, c in enumerate(skeleton.root_order) if c.startswith("R")]
+    root[:, rot_cols] *= afac
+    bones = {n: a * afac for n, a in arrays.items()}
+    return Motion(path, root, bones, np.asarray(frames, dtype=np.int64))
+
+
+# ----------------------------------------------------------------- kinematics
+def _rot(axis: int, angle: np.ndarray) -> np.ndarray:
+    """Active right-handed rotations about coordinate ``axis``: ``(..., 3, 3)``."""
+    angle = np.asarray(angle, dtype=np.float64)
+    c, s = np.cos(angle), np.sin(angle)
+    out = np.zeros(angle.shape + (3, 3))
+    i, j = [(1, 2), (2, 0), (0, 1)][axis]
+    out[..., axis, axis] = 1.0
+    out[..., i, i] = c
+    out[..., j, j] = c
+    out[..., i, j] = -s
+    out[..., j, i] = s
+    return out
+
+
+def _euler(angles: np.ndarray, order: Sequence[str]) -> np.ndarray:
+    """Rotation applying ``order[0]`` first: ``R_{o_last} ⋯ R_{o_0}``; ``angles (..., k)``."""
+    angles = np.asarray(angles, dtype=np.float64)
+    out = np.broadcast_to(np.eye(3), angles.shape[:-1] + (3, 3)).copy()
+    for k, ax in enumerate(order):
+        out = _rot(_AXES[ax.lower()[-1]], angles[..., k]) @ out
+    return out
+
+
+def skeleton_fk(skeleton: Skeleton, motion: Motion, length_scale: float = 1.0) -> np.ndarray:
+    """Joint positions ``(F, J, 3)`` of ``motion`` on ``skeleton`` (module docstring maths).
+
+    Vectorised over frames: one batched matrix product per bone.  Positions are in
+    ASF length units times ``length_scale`` (e.g. :data:`ASF_UNIT_METRES` for metres).
+    """
+    F = motion.num_frames
+    J = skeleton.num_joints
+    pos = np.zeros((F, J, 3))
+    glob = np.zeros((F, J, 3, 3))
+    order = skeleton.root_order
+    t_cols = [order.index(c) for c in ("TX", "TY", "TZ")]
+    r_names = [c for c in order if c.startswith("R")]
+    r_cols = [order.index(c) for c in r_names]
+    c_root = _euler(skeleton.root_orientation, skeleton.root_axis_order)
+    m_root = _euler(motion.root[:, r_cols], r_names)
+    glob[:, 0] = c_root @ m_root @ c_root.T
+    pos[:, 0] = (skeleton.root_position + motion.root[:, t_cols]) * length_scale
+    for b in skeleton.fk_order:
+        bone = skeleton.bones[b]
+        c = _euler(bone.axis, bone.axis_order)
+        if bone.dof:
+            m = _euler(motion.bones[bone.name], bone.dof)
+            local = c @ m @ c.T
+            g = glob[:, bone.parent] @ local
+        else:
+            g = glob[:, bone.parent]
+        glob[:, b + 1] = g
+        pos[:, b + 1] = pos[:, bone.parent] + g @ (bone.direction * (bone.length * length_scale))
+    return pos
+
+
+def forward_kinematics(
+    asf_path: str | os.PathLike[str], amc_path: str | os.PathLike[str], length_scale: float = 1.0
+) -> np.ndarray:
+    """Joint positions of an ASF/AMC pair by forward kinematics.
+
+    Parameters
+    ----------
+    asf_path, amc_path : the skeleton and the motion file.
+    length_scale : multiplies every length (1 keeps the ASF's length units).
+
+    Returns
+    -------
+    np.ndarray
+        ``(frames, joints, 3)`` float64: the root, then the end point of each bone
+        in the ASF's ``:bonedata`` order (31 joints for CMU skeletons).
+    """
+    sk = parse_asf(asf_path)
+    return skeleton_fk(sk, parse_amc(amc_path, sk), length_scale)
+
+
+# ---------------------------------------------------------------------- cases
+WALK_TRIALS = tuple(range(1, 17)) + tuple(range(28, 35))
+
+#: 0-based trial indices per split (protocol.md), applied to trials in ascending order.
+SPLIT_TRIALS: dict[str, dict[str, tuple[int, ...]]] = {
+    "walk": {"train": (20, 1, 17, 13, 14, 9, 4, 2, 7, 5, 16), "val": (3, 8, 11, 12, 15, 18),
+             "test": (6, 19, 21, 0, 22, 10)},
+    "basketball": {"train": (20, 1, 17, 13, 14, 9, 4, 2, 7, 5, 16, 18), "val": (3, 0, 11, 21, 15, 23),
+                   "test": (6, 19, 12, 8, 22, 10)},
+}
+
+
+@dataclass(frozen=True)
+class MotionCaseSpec:
+    """How one motion case is built (see the module docstring).
+
+    folder: relative to ``<data_dir>/cmu_mocap``.  min_frames: keep trials with more
+    raw frames than this (basketball).  split: key of :data:`SPLIT_TRIALS`, or
+    ``"chronological"``.
+    """
+
+    subject: str
+    trials: tuple[int, ...]
+    folder: str
+    fps: int
+    stride: int
+    split: str
+    start_range: int = 0
+    per_trial: int = 0
+    caps: tuple[int, int, int] = (3000, 800, 800)
+    min_frames: int = 0
+    downloadable: bool = True
+    official_files: bool = True
+
+
+CASES: dict[str, MotionCaseSpec] = {
+    "walk": MotionCaseSpec("35", WALK_TRIALS, "subjects/35", 120, 5, "walk", 300, 100),
+    "basketball": MotionCaseSpec("102", tuple(range(1, 34)), "subjects/102", 120, 5, "basketball", 120, 100,
+                                 min_frames=170),
+    "walk-30fps": MotionCaseSpec("35", WALK_TRIALS, "35_30fps", 30, 1, "walk", 75, 75, official_files=False),
+    "walk-35_01": MotionCaseSpec("35", (1,), "subjects/35", 120, 5, "chronological"),
+}
+
+
+def _spec(case: str) -> MotionCaseSpec:
+    if case not in CASES:
+        raise KeyError(f"unknown motion case {case!r}; valid: {', '.join(CASES)}")
+    return CASES[case]
+
+
+def motion_files(case: str, data_dir: str | os.PathLike[str]) -> tuple[Path, list[Path]]:
+    """The ASF path and the candidate AMC paths of ``case`` under ``data_dir``."""
+    spec = _spec(case)
+    folder = Path(data_dir) / "cmu_mocap" / spec.folder
+    return folder / f"{spec.subject}.asf", [folder / f"{spec.subject}_{t:02d}.amc" for t in spec.trials]
+
+
+def _derive_30fps(src: Path, dest: Path) -> None:
+    """Write every 4th frame (1, 5, 9, …) of a 120 fps AMC as a 30 fps AMC, lines copied verbatim."""
+    lines = src.read_bytes().decode("ascii").splitlines()
+    out: list[str] = []
+    keep = True  # header lines are kept
+    for line in lines:
+        tok = line.split()
+        if len(tok) == 1 and _INT.match(tok[0]):
+            n = int(tok[0])
+            keep = (n - 1) % 4 == 0
+            if keep:
+                out.append(str((n - 1) // 4 + 1))
+        elif keep:
+            out.append(line)
+    data = ("\r\n".join(out) + "\r\n").encode("ascii")
+    atomic_write_bytes(dest, lambda fh: fh.write(data))
+
+
+def download_motion(case: str, data_dir: str | os.PathLike[str], force: bool = False) -> list[Path]:
+    """Fetch the ASF and the AMC files of ``case`` from mocap.cs.cmu.edu into the cache.
+
+    Each file streams to ``<file>.part`` and is renamed when complete; ``35.asf``
+    and ``35_01.amc`` are checked against :data:`KNOWN_SHA256`.  ``walk-30fps`` is
+    derived from the 120 fps walk originals by keeping frames 1, 5, 9, … (the
+    subsampling of GPmat's ``cmu35WalkJog.mat``; verified equal for trial 01).
+    Existing files are kept unless ``force``.
+
+    Raises
+    ------
+    DataNotFoundError
+        Without network: names the URL and where to put the file.
+    """
+    spec = _spec(case)
+    if case == "walk-30fps":
+        src_asf, srcs = motion_files("walk", data_dir)
+        fetched = download_motion("walk", data_dir, force=force)
+        asf, amcs = motion_files(case, data_dir)
+        asf.parent.mkdir(parents=True, exist_ok=True)
+        if force or not asf.exists():
+            asf_bytes = src_asf.read_bytes()
+            atomic_write_bytes(asf, lambda fh: fh.write(asf_bytes))
+        for src, dst in zip(srcs, amcs):
+            if force or not dst.exists():
+                _derive_30fps(src, dst)
+        return [*fetched, asf, *amcs]
+    asf, amcs = motion_files(case, data_dir)
+    out = []
+    for path in (asf, *amcs):
+        if force or not path.exists():
+            download_file(f"{URL_BASE}/{spec.subject}/{path.name}", path, sha256=KNOWN_SHA256.get(path.name))
+        out.append(path)
+    return out
+
+
+def _draw_starts(
+    spec: MotionCaseSpec, lengths: list[int], span: int, seed: int, notes: list[str], names: list[str]
+) -> dict[str, np.ndarray]:
+    """The authors' per-trial draws and cap spreading (module docstring), as ``(S, 2)`` windows."""
+    lists = SPLIT_TRIALS[spec.split]
+    rng = np.random.RandomState(seed)  # the same stream as np.random.seed(seed) + np.random.choice
+    drawn: dict[str, list[tuple[int, np.ndarray]]] = {}
+    for split in SPLITS:
+        drawn[split] = []
+        for t in lists[split]:
+            rng_range = min(spec.start_range, lengths[t] - span)
+            if rng_range < spec.start_range:
+                notes.append(f"{names[t]}: {lengths[t]} frames; start range cut from {spec.start_range} to "
+                             f"{rng_range} for T·Δ = {span}")
+            k = min(spec.per_trial, rng_range)
+            drawn[split].append((t, rng.choice(np.arange(rng_range), size=k, replace=False)))
+    windows = {}
+    for split, cap in zip(SPLITS, spec.caps):
+        each = cap // len(lists[split])
+        rows = [np.stack([np.full(len(st[:each]), t), st[:each]], axis=1) for t, st in drawn[split]]
+        windows[split] = np.concatenate(rows).astype(np.int64)
+    return windows
+
+
+def load_motion(
+    case: str,
+    data_dir: str | os.PathLike[str],
+    history: int = 10,
+    stride: int | None = None,
+    seed: int = 100,
+) -> CaseData:
+    """Load a CMU motion case as :class:`CaseData` (dataset ``"motion"``).
+
+    Parameters
+    ----------
+    case : ``"walk"``, ``"basketball"``, ``"walk-30fps"`` or ``"walk-35_01"``.
+    data_dir : cache root holding ``cmu_mocap/`` (``--data-dir`` / ``$ESTAGBENCH_DATA``).
+    history : T, frames fed to a model.
+    stride : Δ in frames; None takes the case's (5, or 1 for ``walk-30fps``).
+    seed : seed of the per-trial start draws (100 in the paper).
+
+    Returns
+    -------
+    CaseData
+        Trajectories ``(frames, 31, 1, 3)`` per trial (ascending trial order),
+        windows ``(S, 2)`` of (trial index, start frame) per split.
+
+    Raises
+    ------
+    KeyError
+        Unknown case.
+    DataNotFoundError
+        Missing files, listed with the download command.
+    DataError
+        Unreadable files, or a trial shorter than one window.
+    """
+    spec = _spec(case)
+    T = int(history)
+    D = spec.stride if stride is None else int(stride)
+    if T < 1 or D < 1:
+        raise ValueError(f"motion/{case}: history and stride must be >= 1, got T={T}, Δ={D}")
+    span = T * D
+    asf, amcs = motion_files(case, data_dir)
+    missing = [p for p in (asf, *amcs) if not p.exists()]
+    if missing:
+        how = (f"Run `estagbench download motion-{case}` (fetches them from {URL_BASE}/{spec.subject}/)"
+               if spec.downloadable else "")
+        listing = "\n  ".join(str(p) for p in missing)
+        raise DataNotFoundError(
+            f"motion/{case}: {len(missing)} file(s) missing:\n  {listing}\n{how} or put the files there; "
+            "--data-dir / $ESTAGBENCH_DATA choose the cache root."
+        )
+    skeleton = parse_asf(asf)
+    trials: list[np.ndarray] = []
+    used: list[Path] = []
+    notes: list[str] = []
+    for amc in amcs:
+        motion = parse_amc(amc, skeleton)
+        if motion.num_frames <= spec.min_frames:
+            continue
+        pos = skeleton_fk(skeleton, motion)[:-1]  # drop the last frame
+        if pos.shape[0] <= span:
+            raise DataError(f"{amc}: {motion.num_frames} frames ({pos.shape[0]} after dropping the last) is shorter "
+                            f"than one window of T·Δ + 1 = {span + 1} frames")
+        trials.append(pos - pos.mean())  # the trial's scalar mean
+        used.append(amc)
+    if spec.split == "chronological":
+        try:
+            starts = chronological_split(trials[0].shape[0], T, D)
+        except ValueError as exc:
+            raise DataError(f"{used[0]}: {exc}") from exc
+        windows = {k: np.stack([np.zeros_like(v), v], axis=1) for k, v in starts.items()}
+    else:
+        need = 1 + max(max(v) for v in SPLIT_TRIALS[spec.split].values())
+        if len(trials) < need:
+            raise DataError(f"motion/{case}: {len(trials)} trials kept in {asf.parent} (more than {spec.min_frames} "
+                            f"frames), the split index lists need {need}")
+        if len(trials) != need:
+            notes.append(f"{len(trials)} trials kept; the split lists use the first {need}")
+        windows = _draw_starts(spec, [t.shape[0] for t in trials], span, seed, notes, [p.name for p in used])
+    edges = skeleton_edges(skeleton)
+    edge_index, hop = one_and_two_hop(adjacency_from_pairs(skeleton.num_joints, edges))
+    ones = np.ones(skeleton.num_joints)
+    files = []
+    for p in (asf, *used):
+        digest = sha256_file(p)
+        known = KNOWN_SHA256.get(p.name)
+        if p.suffix == ".amc" and not spec.official_files:
+            official: bool | None = False
+        else:
+            official = None if known is None else digest == known
+        files.append(FileRecord(str(p), digest, official, known))
+    if not spec.official_files:
+        notes.append("30 fps AMC files are a conversion (every 4th frame), not the official CMU files")
+    return CaseData(
+        dataset="motion",
+        case=case,
+        trajectories=[t[:, :, None, :] for t in trials],
+        node_features=ones[:, None],
+        edge_index=edge_index,
+        edge_attr=edge_features_z_hop(ones, edge_index, hop),
+        windows=windows,
+        history=T,
+        stride=D,
+        files=files,
+        one_hop_mask=hop == 1,
+        params={
+            "subject": spec.subject,
+            "trials": [p.stem for p in used],
+            "fps": spec.fps,
+            "history": T,
+            "stride": D,
+            "split": spec.split,
+            "split_trials": {k: list(v) for k, v in SPLIT_TRIALS.get(spec.split, {}).items()},
+            "start_range": spec.start_range,
+            "per_trial": spec.per_trial,
+            "caps": list(spec.caps),
+            "min_frames": spec.min_frames,
+            "seed": None if spec.split == "chronological" else seed,
+            "drop_last": True,
+            "center": "trial scalar mean",
+        },
+        notes=notes,
+    )

@@ -1,0 +1,87 @@
+"""Registry: registration, strict names, discovery, plugin failures."""
+
+from __future__ import annotations
+
+import pytest
+from torch import nn
+
+from estagbench import create_model, get_model_entry, list_models, register_model
+from estagbench.registry import UnknownNameError
+from estagbench.testing import random_info
+
+
+def test_baselines_registered_through_public_api():
+    names = list_models()
+    for n in ("pt-s", "pt-m", "pt-t"):
+        assert n in names
+        assert get_model_entry(n).trains is False
+    assert get_model_entry("pt-t").module == "baselines.pointwise"
+
+
+def test_unknown_model_lists_close_matches():
+    with pytest.raises(UnknownNameError, match=r"Did you mean 'pt-t'.*Valid models"):
+        get_model_entry("pt-x")
+
+
+def test_duplicate_name_raises_with_both_modules():
+    @register_model("zz-test-dup")
+    def a(info, **kw):
+        return nn.Identity()
+
+    with pytest.raises(ValueError, match="registered twice"):
+
+        @register_model("zz-test-dup")
+        def b(info, **kw):
+            return nn.Identity()
+
+
+def test_bad_names_and_symmetry():
+    with pytest.raises(ValueError, match="lowercase"):
+        register_model("Bad Name")
+    with pytest.raises(ValueError, match="symmetry"):
+        register_model("zz-ok", symmetry="SO2")
+
+
+def test_glob_and_natural_sort():
+    assert list_models("pt-*") == ["pt-m", "pt-s", "pt-t"]
+    assert list_models("pt-*", exclude="pt-s") == ["pt-m", "pt-t"]
+
+
+def test_create_model_drops_none_and_merges_defaults():
+    seen = {}
+
+    @register_model("zz-test-defaults", width=3)
+    def build(info, width=1, depth=1, **kw):
+        seen.update(width=width, depth=depth)
+        return nn.Identity()
+
+    m = create_model("zz-test-defaults", random_info(), depth=None)
+    assert seen == {"width": 3, "depth": 1}
+    assert m.estagbench_entry.name == "zz-test-defaults"
+
+
+def test_single_channel_model_refuses_multichannel():
+    @register_model("zz-test-single")
+    def build(info, **kw):
+        return nn.Identity()
+
+    with pytest.raises(ValueError, match="single-channel"):
+        create_model("zz-test-single", random_info(num_channels=4))
+
+
+def test_broken_plugin_warns(monkeypatch):
+    import importlib.metadata as md
+
+    import estagbench.registry as reg
+
+    class EP:
+        name = "broken"
+        dist = type("D", (), {"name": "broken-dist"})()
+
+        def load(self):
+            raise ImportError("no such module")
+
+    monkeypatch.setattr(reg, "_PLUGINS_LOADED", False)
+    monkeypatch.setattr(md, "entry_points", lambda group: [EP()] if group == reg.ENTRY_POINT_GROUP else [])
+    with pytest.warns(RuntimeWarning, match="broken-dist"):
+        reg._load_builtin_and_plugins()

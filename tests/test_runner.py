@@ -1,0 +1,135 @@
+"""Runner, results store and trainer: resume, atomic records, determinism, CLI errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from estagbench import register_model
+from estagbench.cli import main
+from estagbench.data.trajectory import write_trajectory
+from estagbench.results import load_results
+from estagbench.train import TrainConfig, train_model
+
+
+class _Drift(nn.Module):
+    """x(T-1) + a learned per-node drift: small, trainable, E(3)-naive (test only)."""
+
+    def __init__(self, n: int, hidden: int):
+        super().__init__()
+        self.lin = nn.Linear(1, hidden)
+        self.out = nn.Linear(hidden, 3)
+
+    def forward(self, batch):
+        v = batch.x[:, -1] - batch.x[:, -2]
+        return batch.x[:, -1] + v * self.out(torch.tanh(self.lin(batch.h))).mean(-1, keepdim=True)[None, :, None, :]
+
+
+@register_model("zz-test-drift", multichannel=True)
+def _drift(info, hidden=16, **kw):
+    return _Drift(info.num_nodes, hidden)
+
+
+@pytest.fixture
+def traj_file(tmp_path):
+    rng = np.random.default_rng(0)
+    t = np.arange(600)[:, None, None]
+    pos = np.sin(0.05 * t + rng.normal(size=(1, 4, 3))) + 0.01 * rng.normal(size=(600, 4, 3))
+    return write_trajectory(tmp_path / "toy.npz", pos, atomic_numbers=[6, 6, 7, 8], cutoff=10.0)
+
+
+def _run(out, traj, *extra):
+    return main(["run", "--models", "pt-t,zz-test-drift", "--dataset", str(traj), "--epochs", "3", "--seeds", "1,2",
+                 "--history", "4", "--stride", "2", "--out", str(out), "--no-progress", *extra])
+
+
+def test_run_stores_records_and_resumes(tmp_path, traj_file, capsys):
+    out = tmp_path / "res"
+    assert _run(out, traj_file) == 0
+    files = sorted((out / "results").glob("*.json"))
+    assert len(files) == 4
+    rec = json.loads(files[-1].read_text())
+    for key in ("metrics", "timings", "split_hash", "provenance", "data_files", "config_hash", "seed"):
+        assert key in rec
+    assert rec["provenance"]["versions"]["torch"] == torch.__version__
+    assert len(list((out / "splits").glob("*.json"))) == 1
+    mtimes = {f: f.stat().st_mtime_ns for f in files}
+    capsys.readouterr()
+    assert _run(out, traj_file) == 0
+    assert "skip zz-test-drift" in capsys.readouterr().err
+    assert {f: f.stat().st_mtime_ns for f in files} == mtimes  # nothing recomputed
+    df = load_results(out)
+    assert set(df.columns) >= {"model", "dataset", "case", "seed", "test_mse", "val_mse", "best_epoch",
+                               "train_seconds_per_epoch"}
+    assert len(df) == 4
+
+
+def test_interrupted_run_keeps_finished_cells(tmp_path, traj_file, monkeypatch):
+    import estagbench.runner as runner
+
+    out = tmp_path / "res"
+    calls = {"n": 0}
+    real = runner.train_model
+
+    def flaky(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(runner, "train_model", flaky)
+    assert _run(out, traj_file) == 130
+    assert len(list((out / "results").glob("*.json"))) == 2
+    assert not list((out / "results").glob("*.part"))
+    monkeypatch.setattr(runner, "train_model", real)
+    assert _run(out, traj_file) == 0
+    assert len(list((out / "results").glob("*.json"))) == 4
+
+
+def test_same_seed_same_numbers(tmp_path, traj_file):
+    from estagbench.data import load_case
+
+    case = load_case(str(traj_file), history=4, stride=2).prepare()
+    cfg = TrainConfig(epochs=4, eval_every=2)
+    a = train_model("zz-test-drift", case, 5, cfg)
+    b = train_model("zz-test-drift", case, 5, cfg)
+    c = train_model("zz-test-drift", case, 6, cfg)
+    def numbers(out):
+        return [(r["train_loss"], r["val_mse"], r["test_mse"]) for r in out.curve]
+
+    assert str(numbers(a)) == str(numbers(b))  # bitwise (str keeps nan == nan)
+    assert a.metrics == b.metrics
+    assert numbers(a) != numbers(c)
+
+
+def test_best_val_selection(tmp_path, traj_file):
+    from estagbench.data import load_case
+
+    case = load_case(str(traj_file), history=4, stride=2).prepare()
+    out = train_model("zz-test-drift", case, 1, TrainConfig(epochs=6, eval_every=2), run_dir=tmp_path)
+    evals = [r for r in out.curve if not np.isnan(r["val_mse"])]
+    best = min(evals, key=lambda r: r["val_mse"])
+    assert out.metrics["best_epoch"] == best["epoch"] and out.metrics["test_mse"] == best["test_mse"]
+    assert (tmp_path / "log.csv").exists() and (tmp_path / "best.pt").exists()
+
+
+def test_unknown_names_exit_2_with_list(capsys):
+    assert main(["run", "--models", "estgg", "--dataset", "md17"]) == 2
+    assert "Valid models" in capsys.readouterr().err
+    assert main(["run", "--models", "pt-t", "--dataset", "md71"]) == 2
+    assert "Did you mean 'md17'" in capsys.readouterr().err
+
+
+def test_bad_trajectory_file_names_the_file(tmp_path, capsys):
+    bad = tmp_path / "bad.npz"
+    pos = np.random.rand(50, 3, 3)
+    pos[3, 1, 2] = np.nan
+    np.savez(bad, positions=pos)
+    assert main(["run", "--models", "pt-t", "--dataset", str(bad), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert str(bad) in err and "NaN" in err
+    assert not (tmp_path / "r" / "results").exists()

@@ -378,3 +378,20 @@ def test_shared_psf_dcd_pair(mini):
     np.testing.assert_array_equal(case.trajectories[0], mini.trajectories[0])
     np.testing.assert_array_equal(case.edge_index, mini.edge_index)
     np.testing.assert_array_equal(case.windows["train"], mini.windows["train"][mini.windows["train"][:, 0] == 0])
+
+
+@pytest.mark.data
+def test_shared_solvated_gromacs_pair_keeps_protein_only():
+    """adk_oplsaa.tpr/.xtc: 47681 atoms with water and ions; OPLS-AA names the C-terminal oxygens O1/O2."""
+    root = _shared_data_dir()
+    top, traj = root / "adk" / "adk_oplsaa.tpr", root / "adk" / "adk_oplsaa.xtc"
+    if not (top.is_file() and traj.is_file()):
+        if os.environ.get("ESTAGBENCH_REQUIRE_DATA") == "1":
+            pytest.fail(f"ESTAGBENCH_REQUIRE_DATA=1 but {top} / {traj} are missing")
+        pytest.skip(f"no {top.name} / {traj.name} in {root / 'adk'}")
+    case = load_adk(top, [traj], case="oplsaa", history=3, stride=1)
+    assert case.num_nodes == 214 and case.num_channels == 4
+    assert case.trajectories[0].shape == (9, 214, 4, 3)
+    assert case.split_sizes() == {"train": 4, "val": 1, "test": 1}
+    assert case.params["node_features"] == "charges"
+    assert any("GLY 214 O = O1" in n for n in case.notes)

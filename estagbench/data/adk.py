@@ -11,12 +11,13 @@ Data card
   (the ``adk_equilibrium`` trajectory is already fitted on the AdK CORE domain; nothing
   is centred or aligned here).
 * **Residues missing a backbone atom**: the C-terminal residue of a CHARMM topology
-  names its carboxylate oxygens ``OT1``/``OT2`` (GROMACS: ``OC1``/``OC2``) and has no
-  atom called ``O``.  A residue without ``O`` takes the first of ``o_aliases``
-  (default ``("OT1", "OC1")``) as its O channel, so AdK keeps all 214 residues.  A
-  residue still missing one of N, CA, C, O is dropped, with a :class:`UserWarning`
-  that lists it, and the drop is recorded in ``CaseData.notes``.  If a residue holds
-  two atoms of the same name (alternate locations), the first in file order is used.
+  names its carboxylate oxygens ``OT1``/``OT2`` (GROMACS: ``OC1``/``OC2``, OPLS-AA
+  ``O1``/``O2``) and has no atom called ``O``.  A residue without ``O`` takes the first
+  of ``o_aliases`` (default ``("OT1", "OC1", "O1")``) as its O channel, so AdK keeps
+  all 214 residues.  A residue still missing one of N, CA, C, O is dropped, with a
+  :class:`UserWarning` that lists it, and the drop is recorded in ``CaseData.notes``.
+  If a residue holds two atoms of the same name (alternate locations), the first in
+  file order is used.
   ``o_aliases=()`` reproduces the authors' loader, which keeps only residues whose
   ``backbone`` selection has 4 atoms and so drops the C-terminal GLY 214 (213 nodes).
 * **Node features** ``(N, 4)``: the paper's text (Section 5.2) says "the atomic number of
@@ -112,8 +113,9 @@ CA_CHANNEL = 1
 #: Atomic numbers of the four channels.
 BACKBONE_Z: tuple[int, int, int, int] = (7, 6, 6, 8)
 #: Names taken as the O channel of a residue that has no atom named ``O``
-#: (C-terminal carboxylate: CHARMM ``OT1``/``OT2``, GROMACS ``OC1``/``OC2``).
-DEFAULT_O_ALIASES: tuple[str, ...] = ("OT1", "OC1")
+#: (C-terminal carboxylate: CHARMM ``OT1``/``OT2``, GROMACS ``OC1``/``OC2``, GROMACS
+#: OPLS-AA ``O1``/``O2``).
+DEFAULT_O_ALIASES: tuple[str, ...] = ("OT1", "OC1", "O1")
 NODE_FEATURES = ("auto", "charges", "atomic_number")
 
 

@@ -22,7 +22,6 @@ from estagbench.data.mocap import (
     parse_amc,
     parse_asf,
     skeleton_edges,
-    skeleton_fk,
 )
 
 
@@ -90,7 +89,9 @@ def test_bone_lengths_constant_over_all_frames(s35: Path, fk_35_01: np.ndarray) 
 
 def test_root_translation_is_amc_root_times_length_scale(s35: Path) -> None:
     # independent reading of the AMC text: the first three numbers of every "root" line
-    roots = np.array([[float(v) for v in ln.split()[1:4]] for ln in _amc_lines(s35 / "35_01.amc") if ln.startswith("root")])
+    roots = np.array(
+        [[float(v) for v in ln.split()[1:4]] for ln in _amc_lines(s35 / "35_01.amc") if ln.startswith("root")]
+    )
     assert roots.shape == (358, 3)
     for scale in (1.0, ASF_UNIT_METRES):
         pos = forward_kinematics(s35 / "35.asf", s35 / "35_01.amc", length_scale=scale)
@@ -170,8 +171,8 @@ def _corrupt(lines: list[str], kind: str) -> tuple[list[str], str, str]:
 
 
 @pytest.mark.parametrize(
-    "kind", ["missing bone", "unknown bone", "wrong count", "nan", "not a number", "truncated", "non-consecutive",
-             "duplicate"]
+    "kind",
+    ["missing bone", "unknown bone", "wrong count", "nan", "not a number", "truncated", "non-consecutive", "duplicate"],
 )
 def test_bad_amc_raises_data_error(s35: Path, tmp_path: Path, kind: str) -> None:
     lines, frame, words = _corrupt(_amc_lines(s35 / "35_01.amc"), kind)
@@ -223,8 +224,10 @@ def test_walk_30fps_splits(data_dir: Path) -> None:
     # the authors' procedure, written out with the legacy global RNG
     state = np.random.get_state()
     np.random.seed(100)
-    expected = {n: [(t, np.random.choice(np.arange(75), size=75, replace=False)) for t in trials]
-                for n, trials in mocap.SPLIT_TRIALS["walk"].items()}
+    expected = {
+        n: [(t, np.random.choice(np.arange(75), size=75, replace=False)) for t in trials]
+        for n, trials in mocap.SPLIT_TRIALS["walk"].items()
+    }
     np.random.set_state(state)
     for name in ("train", "val", "test"):
         rows = [(t, s) for t, st in expected[name] for s in st]

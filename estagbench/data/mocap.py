@@ -85,9 +85,10 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -249,8 +250,12 @@ def parse_asf(asf_path: str | os.PathLike[str]) -> Skeleton:
     lines = _read_text(path)
     section = ""
     length_unit, angle_unit = 1.0, "deg"
-    root: dict[str, Any] = {"order": ("TX", "TY", "TZ", "RX", "RY", "RZ"), "axis": "XYZ",
-                            "position": np.zeros(3), "orientation": np.zeros(3)}
+    root: dict[str, Any] = {
+        "order": ("TX", "TY", "TZ", "RX", "RY", "RZ"),
+        "axis": "XYZ",
+        "position": np.zeros(3),
+        "orientation": np.zeros(3),
+    }
     raw_bones: list[dict[str, Any]] = []
     cur: dict[str, Any] | None = None
     children: dict[str, list[str]] = {}
@@ -361,14 +366,32 @@ def parse_asf(asf_path: str | os.PathLike[str]) -> Skeleton:
         norm = float(np.linalg.norm(d))
         if not norm > 0:
             raise DataError(f"{path}: bone {b['name']!r} has a zero direction vector")
-        bones.append(Bone(b["name"], d / norm, float(b["length"]), b["axis"] * afac, b.get("axis_order", "XYZ"),
-                          tuple(b["dof"]), index[parent_of[b["name"]]]))
+        bones.append(
+            Bone(
+                b["name"],
+                d / norm,
+                float(b["length"]),
+                b["axis"] * afac,
+                b.get("axis_order", "XYZ"),
+                tuple(b["dof"]),
+                index[parent_of[b["name"]]],
+            )
+        )
     rot = [c for c in root["order"] if c.startswith("R")]
     trans = [c for c in root["order"] if c.startswith("T")]
     if sorted(rot) != ["RX", "RY", "RZ"] or sorted(trans) != ["TX", "TY", "TZ"]:
         raise DataError(f"{path}: :root order must hold TX TY TZ RX RY RZ in some order, got {root['order']}")
-    return Skeleton(path, length_unit, angle_unit, tuple(root["order"]), root["axis"], root["position"],
-                    root["orientation"] * afac, tuple(bones), tuple(order))
+    return Skeleton(
+        path,
+        length_unit,
+        angle_unit,
+        tuple(root["order"]),
+        root["axis"],
+        root["position"],
+        root["orientation"] * afac,
+        tuple(bones),
+        tuple(order),
+    )
 
 
 def skeleton_edges(asf: str | os.PathLike[str] | Skeleton) -> np.ndarray:
@@ -464,14 +487,17 @@ def parse_amc(amc_path: str | os.PathLike[str], skeleton: Skeleton) -> Motion:
             if head in dofless and len(tok) == 1:
                 continue
             if head in dofless:
-                raise DataError(f"{path}: frame {frames[-1]}: bone {head!r} has no dofs in the ASF but the line has "
-                                f"{len(tok) - 1} values")
+                raise DataError(
+                    f"{path}: frame {frames[-1]}: bone {head!r} has no dofs in the ASF but the line has "
+                    f"{len(tok) - 1} values"
+                )
             raise DataError(f"{path}: frame {frames[-1]}: unknown bone {head!r} (not in {skeleton.path.name})")
         if head in seen:
             raise DataError(f"{path}: frame {frames[-1]}: bone {head!r} appears twice")
         if len(tok) - 1 != expect[head]:
-            raise DataError(f"{path}: frame {frames[-1]}: bone {head!r} has {len(tok) - 1} values, expected "
-                            f"{expect[head]}")
+            raise DataError(
+                f"{path}: frame {frames[-1]}: bone {head!r} has {len(tok) - 1} values, expected {expect[head]}"
+            )
         seen.add(head)
         values[head].append(tok[1:])
     if not frames:
@@ -581,10 +607,16 @@ WALK_TRIALS = tuple(range(1, 17)) + tuple(range(28, 35))
 
 #: 0-based trial indices per split (protocol.md), applied to trials in ascending order.
 SPLIT_TRIALS: dict[str, dict[str, tuple[int, ...]]] = {
-    "walk": {"train": (20, 1, 17, 13, 14, 9, 4, 2, 7, 5, 16), "val": (3, 8, 11, 12, 15, 18),
-             "test": (6, 19, 21, 0, 22, 10)},
-    "basketball": {"train": (20, 1, 17, 13, 14, 9, 4, 2, 7, 5, 16, 18), "val": (3, 0, 11, 21, 15, 23),
-                   "test": (6, 19, 12, 8, 22, 10)},
+    "walk": {
+        "train": (20, 1, 17, 13, 14, 9, 4, 2, 7, 5, 16),
+        "val": (3, 8, 11, 12, 15, 18),
+        "test": (6, 19, 21, 0, 22, 10),
+    },
+    "basketball": {
+        "train": (20, 1, 17, 13, 14, 9, 4, 2, 7, 5, 16, 18),
+        "val": (3, 0, 11, 21, 15, 23),
+        "test": (6, 19, 12, 8, 22, 10),
+    },
 }
 
 
@@ -613,8 +645,9 @@ class MotionCaseSpec:
 
 CASES: dict[str, MotionCaseSpec] = {
     "walk": MotionCaseSpec("35", WALK_TRIALS, "subjects/35", 120, 5, "walk", 300, 100),
-    "basketball": MotionCaseSpec("102", tuple(range(1, 34)), "subjects/102", 120, 5, "basketball", 120, 100,
-                                 min_frames=170),
+    "basketball": MotionCaseSpec(
+        "102", tuple(range(1, 34)), "subjects/102", 120, 5, "basketball", 120, 100, min_frames=170
+    ),
     "walk-30fps": MotionCaseSpec("35", WALK_TRIALS, "35_30fps", 30, 1, "walk", 75, 75, official_files=False),
     "walk-35_01": MotionCaseSpec("35", (1,), "subjects/35", 120, 5, "chronological"),
 }
@@ -674,7 +707,7 @@ def download_motion(case: str, data_dir: str | os.PathLike[str], force: bool = F
         if force or not asf.exists():
             asf_bytes = src_asf.read_bytes()
             atomic_write_bytes(asf, lambda fh: fh.write(asf_bytes))
-        for src, dst in zip(srcs, amcs):
+        for src, dst in zip(srcs, amcs, strict=True):
             if force or not dst.exists():
                 _derive_30fps(src, dst)
         return [*fetched, asf, *amcs]
@@ -699,12 +732,14 @@ def _draw_starts(
         for t in lists[split]:
             rng_range = min(spec.start_range, lengths[t] - span)
             if rng_range < spec.start_range:
-                notes.append(f"{names[t]}: {lengths[t]} frames; start range cut from {spec.start_range} to "
-                             f"{rng_range} for T·Δ = {span}")
+                notes.append(
+                    f"{names[t]}: {lengths[t]} frames; start range cut from {spec.start_range} to "
+                    f"{rng_range} for T·Δ = {span}"
+                )
             k = min(spec.per_trial, rng_range)
             drawn[split].append((t, rng.choice(np.arange(rng_range), size=k, replace=False)))
     windows = {}
-    for split, cap in zip(SPLITS, spec.caps):
+    for split, cap in zip(SPLITS, spec.caps, strict=True):
         each = cap // len(lists[split])
         rows = [np.stack([np.full(len(st[:each]), t), st[:each]], axis=1) for t, st in drawn[split]]
         windows[split] = np.concatenate(rows).astype(np.int64)
@@ -752,8 +787,11 @@ def load_motion(
     asf, amcs = motion_files(case, data_dir)
     missing = [p for p in (asf, *amcs) if not p.exists()]
     if missing:
-        how = (f"Run `estagbench download motion-{case}` (fetches them from {URL_BASE}/{spec.subject}/)"
-               if spec.downloadable else "")
+        how = (
+            f"Run `estagbench download motion-{case}` (fetches them from {URL_BASE}/{spec.subject}/)"
+            if spec.downloadable
+            else ""
+        )
         listing = "\n  ".join(str(p) for p in missing)
         raise DataNotFoundError(
             f"motion/{case}: {len(missing)} file(s) missing:\n  {listing}\n{how} or put the files there; "
@@ -769,8 +807,10 @@ def load_motion(
             continue
         pos = skeleton_fk(skeleton, motion)[:-1]  # drop the last frame
         if pos.shape[0] <= span:
-            raise DataError(f"{amc}: {motion.num_frames} frames ({pos.shape[0]} after dropping the last) is shorter "
-                            f"than one window of T·Δ + 1 = {span + 1} frames")
+            raise DataError(
+                f"{amc}: {motion.num_frames} frames ({pos.shape[0]} after dropping the last) is shorter "
+                f"than one window of T·Δ + 1 = {span + 1} frames"
+            )
         trials.append(pos - pos.mean())  # the trial's scalar mean
         used.append(amc)
     if spec.split == "chronological":
@@ -782,8 +822,10 @@ def load_motion(
     else:
         need = 1 + max(max(v) for v in SPLIT_TRIALS[spec.split].values())
         if len(trials) < need:
-            raise DataError(f"motion/{case}: {len(trials)} trials kept in {asf.parent} (more than {spec.min_frames} "
-                            f"frames), the split index lists need {need}")
+            raise DataError(
+                f"motion/{case}: {len(trials)} trials kept in {asf.parent} (more than {spec.min_frames} "
+                f"frames), the split index lists need {need}"
+            )
         if len(trials) != need:
             notes.append(f"{len(trials)} trials kept; the split lists use the first {need}")
         windows = _draw_starts(spec, [t.shape[0] for t in trials], span, seed, notes, [p.name for p in used])

@@ -1,0 +1,29 @@
+"""The README's first two commands and CI agree."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _readme_commands() -> list[str]:
+    text = (REPO / "README.md").read_text()
+    return re.findall(r"```bash\n(.+?)\n```", text, flags=re.S)[:2]
+
+
+def test_ci_runs_the_readme_test_command():
+    setup, test = _readme_commands()
+    assert "pip install" in setup and "estagbench run" in setup
+    ci = (REPO / ".ci" / "run").read_text()
+    assert test.strip() in ci
+    assert "ESTAGBENCH_REQUIRE_DATA=1" in ci
+
+
+def test_readme_main_command_uses_an_offline_dataset():
+    from estagbench.data.catalog import get_dataset_spec
+
+    setup, _ = _readme_commands()
+    dataset = re.search(r"--dataset (\S+)", setup).group(1)
+    assert get_dataset_spec(dataset).offline

@@ -334,6 +334,21 @@ def test_download_streams_and_keeps_verified_files(tmp_path, monkeypatch):
     assert len(calls) == 2
 
 
+def test_equilibrium_case_with_stand_in_files_is_marked_non_official(tmp_path, mini_files):
+    """The ``adk`` case reads <data_dir>/adk_equilibrium/; files with other hashes are used with a warning."""
+    top, trajs = mini_files
+    folder = tmp_path / "adk_equilibrium"
+    folder.mkdir()
+    os.symlink(top, folder / ADK_EQUILIBRIUM_FILES["topology"].filename)
+    os.symlink(trajs[1], folder / ADK_EQUILIBRIUM_FILES["trajectory"].filename)
+    with pytest.warns(RuntimeWarning, match="non-official"):
+        case = load_adk_case("adk", tmp_path, stride=1)
+    assert (case.case, case.history, case.stride, case.num_nodes) == ("equilibrium", 10, 1, 214)
+    assert [r.official for r in case.files] == [False, False]
+    assert [r.expected_sha256 for r in case.files] == [f.sha256 for f in ADK_EQUILIBRIUM_FILES.values()]
+    assert case.split_sizes() == {"train": 55, "val": 18, "test": 18}
+
+
 def test_mini_falls_back_to_data_dir(tmp_path, monkeypatch, mini_files):
     top, trajs = mini_files
     (tmp_path / "adk").mkdir()

@@ -569,14 +569,20 @@ def adk_equilibrium_paths(data_dir: str | os.PathLike[str] | None = None) -> dic
     return {k: root / f.filename for k, f in ADK_EQUILIBRIUM_FILES.items()}
 
 
-def _missing_equilibrium_message(missing: dict[str, Path], reason: str = "") -> str:
-    lines = [f"  {p.name}: {ADK_EQUILIBRIUM_FILES[k].url} -> {p}" for k, p in missing.items()]
+def _missing_equilibrium_message(missing: dict[str, Path], reasons: dict[str, str] | None = None) -> str:
+    """Name every missing file, its URL, where it goes, and (after a failed download) why."""
+    lines = []
+    for key, path in missing.items():
+        why = f"  [{reasons[key]}]" if reasons and key in reasons else ""
+        lines.append(f"  {path.name}: {ADK_EQUILIBRIUM_FILES[key].url} -> {path}{why}")
     folder = next(iter(missing.values())).parent
+    head = "could not be downloaded" if reasons else "is not in the cache"
+    todo = "Download" if reasons else "Run `estagbench download adk`, or download"
     return (
-        f"AdK equilibrium data (MDAnalysisData adk_equilibrium) not available{reason}. Missing file(s):\n"
+        f"AdK equilibrium data (MDAnalysisData adk_equilibrium) {head}. Missing file(s):\n"
         + "\n".join(lines)
-        + f"\nRun `estagbench download adk`, or download the file(s) from those URLs and put them in {folder} "
-        "(--data-dir / $ESTAGBENCH_DATA choose the cache root). For an offline run use --dataset adk-mini."
+        + f"\n{todo} the file(s) from those URLs and put them in {folder} (--data-dir / $ESTAGBENCH_DATA choose "
+        "the cache root). For an offline run use --dataset adk-mini."
     )
 
 
@@ -596,7 +602,7 @@ def download_adk_equilibrium(data_dir: str | os.PathLike[str] | None = None, for
     """
     paths = adk_equilibrium_paths(data_dir)
     missing: dict[str, Path] = {}
-    errors: list[str] = []
+    reasons: dict[str, str] = {}
     for key, path in paths.items():
         if path.exists() and not force:
             continue
@@ -605,9 +611,10 @@ def download_adk_equilibrium(data_dir: str | os.PathLike[str] | None = None, for
             download_file(meta.url, path, sha256=meta.sha256)
         except DataNotFoundError as exc:
             missing[key] = path
-            errors.append(str(exc).split(" Without network")[0])
+            cause = exc.__cause__
+            reasons[key] = f"{type(cause).__name__}: {cause}" if cause is not None else str(exc)
     if missing:
-        raise DataNotFoundError(_missing_equilibrium_message(missing, f" ({'; '.join(errors)})"))
+        raise DataNotFoundError(_missing_equilibrium_message(missing, reasons))
     return paths
 
 

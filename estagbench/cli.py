@@ -33,6 +33,26 @@ def _names(text: str) -> list[str]:
     return [v.strip() for v in text.split(",") if v.strip()]
 
 
+def _hparams(text: str) -> dict[str, Any]:
+    """``key=value,key=value`` with values parsed as int, float, bool or string."""
+    out: dict[str, Any] = {}
+    for item in _names(text):
+        if "=" not in item:
+            raise argparse.ArgumentTypeError(f"expected key=value, got {item!r}")
+        key, raw = item.split("=", 1)
+        val: Any = raw
+        for conv in (int, float):
+            try:
+                val = conv(raw)
+                break
+            except ValueError:
+                continue
+        if raw.lower() in ("true", "false"):
+            val = raw.lower() == "true"
+        out[key.strip().replace("-", "_")] = val
+    return out
+
+
 def add_data_args(p: argparse.ArgumentParser, dataset_required: bool = True) -> None:
     """Dataset selection and protocol overrides shared by run/rollout/reproduce."""
     p.add_argument("--dataset", required=dataset_required,
@@ -57,8 +77,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .results import aggregate, load_results
     from .runner import plan_run, run_plan
 
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     plan = plan_run(args.models, args.dataset, args.cases, list(args.seeds) if args.seeds else None, args.epochs,
-                    args.preset, args.out, args.data_dir, args.device, args.lr, args.batch_size, **data_opts(args))
+                    args.preset, args.out, args.data_dir, args.device, args.lr, args.batch_size,
+                    model_hparams=args.model_hparams, **data_opts(args))
     records = run_plan(plan, progress=not args.no_progress)
     if not records:
         print("no results (every model was skipped)")
@@ -169,7 +194,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", choices=["paper", "quick"], default="paper")
     p.add_argument("--lr", type=float, default=None, help="override the dataset's learning rate")
     p.add_argument("--batch-size", type=int, default=None, help="default 100")
+    p.add_argument("--model-hparams", type=_hparams, default=None,
+                   help="model hyper-parameters, e.g. layers=3 (part of the config hash)")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results directory (default ./estagbench-results)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_run)

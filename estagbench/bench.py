@@ -1,0 +1,101 @@
+"""``estagbench bench``: time one training step of registered models at a fixed size.
+
+The default size is the paper's aspirin case: batch 100, T = 10, 13 nodes, a
+1-hop + 2-hop graph of a random molecule-like point cloud.  Each model runs a few
+warm-up steps, then the median (and inter-quartile range) of ``--repeats`` timed
+steps (forward + backward + Adam) is reported.  Timings are benchmarks, never
+pass/fail tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from .data.graphs import cutoff_adjacency, edge_features_z_hop, one_and_two_hop
+from .evaluate import mse
+from .registry import create_model, get_model_entry, list_models
+from .types import Batch, DatasetInfo
+
+__all__ = ["synthetic_case", "time_train_step", "add_bench_parser"]
+
+
+def synthetic_case(num_nodes: int = 13, history: int = 10, batch_size: int = 100, channels: int = 1,
+                   seed: int = 0) -> tuple[DatasetInfo, Batch]:
+    """A molecule-sized random case: bonded-looking chain, 1-hop + 2-hop edges."""
+    rng = np.random.default_rng(seed)
+    steps = rng.normal(size=(num_nodes, 3))
+    steps = 1.4 * steps / np.linalg.norm(steps, axis=1, keepdims=True)
+    points = np.cumsum(steps, axis=0)
+    edge_index, hop = one_and_two_hop(cutoff_adjacency(points, 1.6))
+    z = rng.choice([6.0, 7.0, 8.0], size=num_nodes)
+    info = DatasetInfo(
+        dataset="md17", case="synthetic", num_nodes=num_nodes, num_channels=channels,
+        node_features=torch.tensor(z[:, None], dtype=torch.float32),
+        edge_index=torch.tensor(edge_index), edge_attr=torch.tensor(edge_features_z_hop(z, edge_index, hop), dtype=torch.float32),
+        history=history, stride=10, ca_channel=1 if channels == 4 else 0, one_hop_mask=torch.tensor(hop == 1),
+    )
+    g = torch.Generator().manual_seed(seed)
+    base = torch.tensor(points, dtype=torch.float32)[None, None, :, None, :]
+    x = base + 0.05 * torch.randn(batch_size, history, num_nodes, channels, 3, generator=g).cumsum(1)
+    y = x[:, -1] + 0.05 * torch.randn(batch_size, num_nodes, channels, 3, generator=g)
+    return info, Batch.from_info(info, x, y)
+
+
+def time_train_step(name: str, info: DatasetInfo, batch: Batch, repeats: int = 20, warmup: int = 3) -> dict[str, Any]:
+    """Median and IQR (ms) of one optimisation step of model ``name``."""
+    entry = get_model_entry(name)
+    torch.manual_seed(0)
+    model = create_model(name, info, hidden=16)
+    params = [p for p in model.parameters() if p.requires_grad]
+    inp = entry.batch_transform(batch, info) if entry.batch_transform else batch
+    if not params:
+        t = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            model(inp)
+            t.append(time.perf_counter() - t0)
+        return {"model": name, "median_ms": 1000 * statistics.median(t), "iqr_ms": 0.0, "params": 0}
+    opt = torch.optim.Adam(params, lr=1e-3)
+    times = []
+    for i in range(warmup + repeats):
+        t0 = time.perf_counter()
+        loss = mse(model(inp), batch.y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if i >= warmup:
+            times.append(time.perf_counter() - t0)
+    q = np.percentile(times, [25, 50, 75])
+    return {"model": name, "median_ms": 1000 * q[1], "iqr_ms": 1000 * (q[2] - q[0]), "params": sum(p.numel() for p in params)}
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    names = list_models(args.models.split(",")) if args.models != "all" else list_models()
+    info, batch = synthetic_case(args.nodes, args.history, args.batch_size)
+    print(f"one training step, batch {args.batch_size}, T {args.history}, {args.nodes} nodes, "
+          f"{info.num_edges} edges, torch threads {torch.get_num_threads()}")
+    print(f"{'model':18s} {'median ms':>10s} {'IQR ms':>8s} {'params':>8s}")
+    for n in names:
+        try:
+            r = time_train_step(n, info, batch, args.repeats)
+        except Exception as exc:  # noqa: BLE001 - report and go on
+            print(f"{n:18s} failed: {type(exc).__name__}: {exc}")
+            continue
+        print(f"{n:18s} {r['median_ms']:10.2f} {r['iqr_ms']:8.2f} {r['params']:8d}")
+    return 0
+
+
+def add_bench_parser(sub: Any) -> None:
+    p = sub.add_parser("bench", help="time one training step per model (aspirin size by default)")
+    p.add_argument("--models", default="all", help="'all' or comma list of fnmatch patterns")
+    p.add_argument("--nodes", type=int, default=13)
+    p.add_argument("--history", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=100)
+    p.add_argument("--repeats", type=int, default=20)
+    p.set_defaults(func=cmd_bench)

@@ -139,7 +139,7 @@ def cmd_download(args: argparse.Namespace) -> int:
     elif args.dataset == "adk":
         from .data.adk import download_adk_equilibrium
 
-        download_adk_equilibrium(root)
+        download_adk_equilibrium(root, force=args.force)
     else:
         raise UnknownNameError(f"nothing to download for {args.dataset!r}; downloadable: md17, adk, motion-walk, motion-basketball")
     return 0

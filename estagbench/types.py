@@ -40,8 +40,8 @@ class DatasetInfo:
     num_nodes, num_channels:
         N and C of the position tensors.
     node_features:
-        ``(N, F)`` float tensor (MD17: atomic number; Motion: ones; AdK: the atomic
-        numbers of the 4 backbone atoms).
+        ``(N, F)`` float tensor (MD17: atomic number; Motion: ones; AdK: the partial
+        charges of the 4 backbone atoms, as the authors' loader feeds them).
     edge_index, edge_attr:
         ``(2, E)`` and ``(E, D)``: the dataset case's graph (1-hop + 2-hop for MD17
         and Motion, a CA cutoff graph for AdK).

@@ -50,3 +50,14 @@ def peptide(case: str, data_dir: Path, **opts: Any) -> CaseData:
     from .peptide import load_peptide
 
     return load_peptide(case, data_dir, **_reject(f"peptide-{case}", opts, _SPLIT_OPTS))
+
+
+def md_files(case: str, data_dir: Path, **opts: Any) -> CaseData:  # noqa: ARG001
+    """``--dataset TOPOLOGY::TRAJ[::TRAJ]``: any protein MDAnalysis reads, as AdK-style residues."""
+    from .adk import load_adk, parse_md_spec
+
+    top, trajs = parse_md_spec(opts.pop("path"))
+    kw = _reject(case, opts, ("history", "stride", "split_fractions"))
+    if "split_fractions" in kw:
+        kw["fractions"] = kw.pop("split_fractions")
+    return load_adk(top, trajs, case=case, **kw)

@@ -46,7 +46,7 @@ class DatasetSpec:
     def load(self, case: str, data_dir: Path, **opts: Any) -> CaseData:
         module, func = self.loader.split(":")
         fn: Callable[..., CaseData] = getattr(importlib.import_module(module), func)
-        if self.family == "npz":
+        if self.family == "npz" or "::" in self.name:
             opts = {**opts, "path": self.name}
         return fn(case, data_dir, **opts)
 
@@ -80,6 +80,11 @@ DATASETS: dict[str, DatasetSpec] = {
 }
 
 
+def _md_spec(spec: str) -> DatasetSpec:
+    return DatasetSpec(spec, "adk", (Path(spec.split("::")[0]).stem,), "estagbench.data._loaders:md_files", 5e-5,
+                       f"topology + trajectory {spec} read with MDAnalysis (4-channel backbone residues)", offline=True)
+
+
 def _npz_spec(path: str) -> DatasetSpec:
     return DatasetSpec(path, "npz", (Path(path).stem,), "estagbench.data._loaders:npz_file", 5e-3,
                        f"trajectory file {path}", offline=True)
@@ -93,13 +98,15 @@ def get_dataset_spec(name: str) -> DatasetSpec:
     """The spec for a dataset name or an ``.npz`` path; unknown names list the valid ones."""
     if name in DATASETS:
         return DATASETS[name]
+    if "::" in name:
+        return _md_spec(name)
     if name.endswith(".npz") or Path(name).is_file():
         return _npz_spec(name)
     close = difflib.get_close_matches(name, list(DATASETS), n=3)
     hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
     raise UnknownNameError(
-        f"unknown dataset {name!r}.{hint} Valid datasets: {', '.join(DATASETS)}, or a path to a trajectory .npz "
-        "(see `estagbench datasets`)"
+        f"unknown dataset {name!r}.{hint} Valid datasets: {', '.join(DATASETS)}, a path to a trajectory .npz, "
+        "or TOPOLOGY::TRAJECTORY[::TRAJECTORY…] for any MDAnalysis-readable protein (see `estagbench datasets`)"
     )
 
 

@@ -2,7 +2,9 @@
 
 * :func:`md17_split` -- random window starts drawn without replacement with numpy's
   legacy global RNG (MD17, and any single long trajectory).
-* :func:`chronological_split` -- consecutive blocks of window starts (AdK, 6:2:2).
+* :func:`chronological_split` -- consecutive blocks of window starts (6:2:2); the AdK
+  cases use :func:`estagbench.data.adk.adk_chronological_split`, which reproduces the
+  authors' block boundaries exactly.
 
 All functions return ``{"train": starts, "val": starts, "test": starts}`` as int64
 arrays of frame indices into the (preprocessed) trajectory.
@@ -76,7 +78,7 @@ def md17_split(
 def chronological_split(
     num_frames: int, history: int, stride: int, fractions: Sequence[float] = (0.6, 0.2, 0.2)
 ) -> dict[str, np.ndarray]:
-    """Consecutive blocks of the ``n − T·Δ`` window starts, in time order (AdK, protocol.md)."""
+    """Consecutive blocks of the ``n − T·Δ`` window starts, in time order."""
     m = num_frames - history * stride
     if m <= 0:
         raise ValueError(

@@ -90,6 +90,8 @@ def read_trajectory(path: str | os.PathLike[str]) -> Trajectory:
     path = Path(path)
     arrays = load_npz(path, required=("positions",))
     pos = np.asarray(arrays["positions"])
+    if np.issubdtype(pos.dtype, np.floating):
+        _check_finite(path, "positions", pos)
     if pos.ndim == 3:
         pos = pos[:, :, None, :]
     if pos.ndim != 4 or pos.shape[-1] != 3:
@@ -100,7 +102,6 @@ def read_trajectory(path: str | os.PathLike[str]) -> Trajectory:
     if not np.issubdtype(pos.dtype, np.floating):
         raise DataError(f"{path}: 'positions' must be floating point, got dtype {pos.dtype}")
     pos = pos.astype(np.float64)
-    _check_finite(path, "positions", pos)
     frames, nodes = pos.shape[:2]
     if frames < 2 or nodes < 1:
         raise DataError(f"{path}: 'positions' holds {frames} frame(s) of {nodes} node(s); need at least 2 frames")

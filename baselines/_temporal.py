@@ -60,8 +60,7 @@ class FrameEmbedding(nn.Module):
         super().__init__()
         if in_features < 1 or hidden < 1 or num_frames < 1:
             raise ValueError(
-                f"FrameEmbedding needs in_features, hidden, num_frames >= 1, got "
-                f"{in_features}, {hidden}, {num_frames}"
+                f"FrameEmbedding needs in_features, hidden, num_frames >= 1, got {in_features}, {hidden}, {num_frames}"
             )
         self.num_frames = num_frames
         self.linear = nn.Linear(in_features, hidden)

@@ -293,3 +293,65 @@ def test_cli_bad_input(tmp_path, capsys, extra, message):
     assert rc == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "x.npz").exists()
+
+
+# ----------------------------------------------------------------------------- value-of-history table
+def _store(root, mse: dict, epochs: int = 50, seeds=(1, 2, 3)):
+    from estagbench.results import ResultStore
+
+    store = ResultStore(root)
+    for (model, dataset), values in mse.items():
+        for seed, v in zip(seeds, values, strict=True):
+            rec = {"model": model, "dataset": dataset, "case": dataset.split("-")[1], "seed": seed,
+                   "metrics": {"test_mse": v, "val_mse": v, "best_epoch": 5}, "config": {"epochs": epochs},
+                   "config_hash": f"h{model}{epochs}", "provenance": {"git_commit": "abc", "machine": {}},
+                   "command": "estagbench run --models pt-t,egnn-t,st-egnn,estag --dataset " + dataset,
+                   "data_params": {"simulation_settings_hash": "x"}, "split_sizes": {"train": 500}}
+            store.put(f"{model}__{dataset}__{seed}__{epochs}", rec)
+
+
+def test_history_table_ratios(tmp_path):
+    from estagbench.results import load_results
+    from estagbench.simulate.history_table import history_table, write_history_table
+
+    mse = {}
+    for case, k in (("peptide-vacuum", 1.0), ("peptide-explicit", 3.0)):
+        mse[("pt-t", case)] = [0.9, 0.9, 0.9]
+        mse[("egnn-t", case)] = [0.4, 0.6, 0.5]
+        mse[("st-egnn", case)] = [0.5 / (2 * k)] * 3
+        mse[("estag", case)] = [0.5 / (4 * k)] * 3
+    _store(tmp_path / "res", mse)
+    table = history_table(load_results(tmp_path / "res"))
+    assert list(table.dataset) == ["peptide-vacuum", "peptide-explicit"]  # thesis order, missing case left out
+    np.testing.assert_allclose(table["ratio_egnn-t/st-egnn"], [2.0, 6.0])
+    np.testing.assert_allclose(table["ratio_egnn-t/estag"], [4.0, 12.0])
+    np.testing.assert_allclose(table["ratio_best"], [4.0, 12.0])
+    np.testing.assert_allclose(table["egnn-t_std"], [0.1, 0.1])  # unbiased std of 0.4, 0.6, 0.5
+    assert list(table.epochs) == [50, 50] and list(table.seeds) == ["1,2,3", "1,2,3"]
+    csv, md = write_history_table(tmp_path / "res", tmp_path / "lb" / "value-of-history", command="make it")
+    text = md.read_text()
+    assert "| peptide-explicit | 900.000 ± 0.000 | 500.000 ± 100.000 |" in text
+    assert "`make it`" in text and "estagbench run --models pt-t,egnn-t,st-egnn,estag --dataset peptide-vacuum" in text
+    assert len(pd_read(csv)) == 2
+
+
+def pd_read(path):
+    import pandas as pd
+
+    return pd.read_csv(path)
+
+
+def test_history_table_refuses_mixed_budgets(tmp_path):
+    from estagbench.results import load_results
+    from estagbench.simulate.history_table import history_table
+
+    case = "peptide-implicit"
+    _store(tmp_path, {("pt-t", case): [1, 1, 1], ("egnn-t", case): [1, 1, 1], ("st-egnn", case): [1, 1, 1]}, epochs=50)
+    _store(tmp_path, {("estag", case): [1, 1, 1]}, epochs=100)
+    with pytest.raises(ValueError, match="different epoch budgets"):
+        history_table(load_results(tmp_path))
+    _store(tmp_path, {("st-egnn", case): [1, 1, 1]}, epochs=100)
+    with pytest.raises(ValueError, match="several configurations"):
+        history_table(load_results(tmp_path))
+    with pytest.raises(ValueError, match="no results"):
+        history_table(load_results(tmp_path / "empty"))

@@ -98,7 +98,8 @@ def test_metadata_round_trip(tmp_path):
     expected_mass = {6: 12.01, 7: 14.01, 8: 16.00}
     np.testing.assert_allclose(t.masses, [expected_mass[int(z)] for z in t.atomic_numbers], atol=0.02)
     assert t.time_step_fs == 4.0
-    assert t.cutoff == 1.6
+    assert t.cutoff == 1.85 and t.edges is None
+    assert meta_graph_ok(t.metadata["graph"])
     meta = t.metadata
     assert meta["settings"] == s.identity()
     assert meta["settings"]["temperature_k"] == 310.0 and meta["settings"]["seed"] == 7
@@ -112,6 +113,12 @@ def test_metadata_round_trip(tmp_path):
     # all solute atoms, hydrogens included
     t_all = read_trajectory(simulate_peptide(s.replace(atoms="all", frames=2), tmp_path / "all.npz", progress=False))
     assert t_all.positions.shape == (2, 50, 1, 3) and (t_all.atomic_numbers == 1).sum() == 26
+    assert t_all.cutoff is None and len(t_all.edges) == 49  # the topology's bonds: a tree of 50 atoms
+
+
+def meta_graph_ok(graph: dict) -> bool:
+    return (graph["frame0_cutoff_graph_equals_bonds"] and graph["cutoff_separates_bonds_in_every_frame"]
+            and graph["max_bonded_distance_A"] < 1.85 < graph["min_nonbonded_distance_A"])
 
 
 def test_explicit_hides_water_and_ion():
@@ -238,7 +245,7 @@ def test_case_graph_is_md17_like(tmp_path, case):
     src, dst = data.edge_index
     one = data.one_hop_mask
     one_hop = {tuple(sorted((int(a), int(b)))) for a, b in zip(src[one], dst[one], strict=True)}
-    assert one_hop == _heavy_bonds()  # 1.6 Å recovers exactly the covalent heavy-atom bonds
+    assert one_hop == _heavy_bonds()  # 1.85 Å recovers exactly the covalent heavy-atom bonds
     assert len(one_hop) == 23  # a tree: 24 heavy atoms, no rings
     # 2-hop: pairs sharing a neighbour, not bonded
     adj = np.zeros((24, 24), bool)

@@ -5,7 +5,9 @@ embedding, softmax temporal pooling; Wu et al. 2023, ESTAG, Sec. 5 baselines ite
 but registered with ``batch_transform=batch_to_dgl``: the runner hands it a batched
 ``dgl.DGLGraph`` (node data ``x (B*N, T, C, 3)``, ``h (B*N, F)``; edge data
 ``a (B*E, D)``, see :mod:`baselines._dgl_adapter`) and each layer's messages are
-computed with ``g.apply_edges`` and summed with ``g.update_all(copy_e, sum)``.
+computed with DGL's built-ins (``g.apply_edges(u_add_v)`` for the node terms of the
+first message layer, then the message MLP on the edges) and summed with
+``g.update_all(copy_e, sum)``.
 
 :class:`STGNNDGL` subclasses :class:`~baselines.st_gnn.STGNN` and only swaps
 :meth:`~baselines.st_gnn.STGNN.propagate`; it creates its parameters in the same order,
@@ -42,14 +44,12 @@ class STGNNDGL(STGNN):
         """``sum_{j -> i} m_ij`` with DGL: ``h (B, T, N, H)`` -> ``(B, T, N, H)``."""
         fn = require_dgl().function
         B, T, N, H = h.shape
+        p_dst, p_src = layer.project(h.permute(0, 2, 1, 3).reshape(B * N, T, H))
         with graph.local_scope():
-            graph.ndata["hid"] = h.permute(0, 2, 1, 3).reshape(B * N, T, H)
-
-            def message(edges: Any) -> dict[str, Tensor]:
-                a = edges.data["a"].unsqueeze(1).expand(-1, T, -1)
-                return {"m": layer.message(edges.dst["hid"], edges.src["hid"], a)}
-
-            graph.apply_edges(message)
+            graph.ndata["p_dst"], graph.ndata["p_src"] = p_dst, p_src
+            graph.apply_edges(fn.u_add_v("p_src", "p_dst", "pre"))
+            pre = graph.edata["pre"] + layer.edge_term(graph.edata["a"]).unsqueeze(1)  # (B*E, T, H)
+            graph.edata["m"] = layer.message(pre)
             graph.update_all(fn.copy_e("m", "m"), fn.sum("m", "agg"))
             agg = graph.ndata["agg"]
         return agg.reshape(B, N, T, H).permute(0, 2, 1, 3)

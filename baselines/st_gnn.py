@@ -60,6 +60,11 @@ class GCL(nn.Module):
     ``m_ij = phi_e([h_i, h_j, a_ij])`` (two layers, activation after both),
     ``h_i <- h_i + phi_h([h_i, sum_j m_ij])``.
 
+    The first linear map of ``phi_e`` is split as ``W_i h_i + W_j h_j + W_a a_ij + b``:
+    the node terms are computed once per node (:meth:`project`) and gathered per edge,
+    which gives the same messages as concatenating ``[h_i, h_j, a_ij]`` per edge at a
+    fraction of the cost.
+
     Parameters
     ----------
     hidden:
@@ -70,12 +75,26 @@ class GCL(nn.Module):
 
     def __init__(self, hidden: int, edge_dim: int) -> None:
         super().__init__()
+        self.hidden = hidden
         self.edge_mlp = MLP(2 * hidden + edge_dim, hidden, hidden, act_last=True)
         self.node_mlp = MLP(2 * hidden, hidden, hidden)
 
-    def message(self, h_dst: Tensor, h_src: Tensor, edge_attr: Tensor) -> Tensor:
-        """``(..., E, H), (..., E, H), (..., E, D) -> (..., E, H)`` messages src -> dst."""
-        return self.edge_mlp(torch.cat([h_dst, h_src, edge_attr], dim=-1))
+    def project(self, h: Tensor) -> tuple[Tensor, Tensor]:
+        """Node terms of the first message layer: ``(W_i h, W_j h)``, each ``(..., N, H)``."""
+        w = self.edge_mlp[0].weight
+        H = self.hidden
+        return h @ w[:, :H].T, h @ w[:, H : 2 * H].T
+
+    def edge_term(self, edge_attr: Tensor) -> Tensor:
+        """Edge term ``W_a a_ij + b`` of the first message layer, ``(..., E, H)``."""
+        first = self.edge_mlp[0]
+        return edge_attr @ first.weight[:, 2 * self.hidden :].T + first.bias
+
+    def message(self, pre: Tensor) -> Tensor:
+        """Messages from the first layer's pre-activation ``W_i h_i + W_j h_j + W_a a_ij + b`` ``(..., E, H)``."""
+        for m in list(self.edge_mlp)[1:]:
+            pre = m(pre)
+        return pre
 
     def update(self, h: Tensor, agg: Tensor) -> Tensor:
         """Residual node update ``(..., N, H), (..., N, H) -> (..., N, H)``."""
@@ -130,9 +149,9 @@ class STGNN(nn.Module):
         """
         edge_index, edge_attr = graph
         src, dst = edge_index[0], edge_index[1]
-        a = edge_attr.to(h.dtype).expand(*h.shape[:2], *edge_attr.shape)
-        m = layer.message(h[..., dst, :], h[..., src, :], a)
-        return torch.zeros_like(h).index_add_(-2, dst, m)
+        p_dst, p_src = layer.project(h)
+        pre = p_dst.index_select(-2, dst) + p_src.index_select(-2, src) + layer.edge_term(edge_attr.to(h.dtype))
+        return torch.zeros_like(h).index_add_(-2, dst, layer.message(pre))
 
     # -- shared part -----------------------------------------------------------------
     def run(self, x: Tensor, node_features: Tensor, graph: Any) -> Tensor:

@@ -181,23 +181,26 @@ def graph_supports(edge_index: Tensor, num_nodes: int, graph_conv: str = "cheb",
 
 
 class _Align(nn.Module):
-    """Match ``c_in`` to ``c_out`` channels: 1×1 conv (narrowing), zero padding (widening) or identity."""
+    """Match ``c_in`` to ``c_out`` channels: linear map (narrowing), zero padding (widening) or identity."""
 
     def __init__(self, c_in: int, c_out: int) -> None:
         super().__init__()
         self.c_in, self.c_out = c_in, c_out
-        self.conv = nn.Conv2d(c_in, c_out, 1) if c_in > c_out else None
+        self.proj = nn.Linear(c_in, c_out) if c_in > c_out else None
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.conv is not None:
-            return self.conv(x)
+        if self.proj is not None:
+            return self.proj(x)
         if self.c_in < self.c_out:
-            return F.pad(x, (0, 0, 0, 0, 0, self.c_out - self.c_in))
+            return F.pad(x, (0, self.c_out - self.c_in))
         return x
 
 
 class TemporalGatedConv(nn.Module):
     """Gated temporal convolution (Yu et al. 2018, Eq. 8): ``(P + r) ⊙ σ(Q)``.
+
+    A ``(K_t, 1)`` convolution along time, written as a linear map of the ``K_t``
+    consecutive frames of each node (channels-last layout, no transposes).
 
     Parameters
     ----------
@@ -208,7 +211,7 @@ class TemporalGatedConv(nn.Module):
     act:
         ``"glu"`` (gated, default), ``"sigmoid"`` (``σ(conv)``) or ``"linear"``.
 
-    Shapes: ``(B, c_in, T, N) -> (B, c_out, T - K_t + 1, N)``.
+    Shapes: ``(B, T, N, c_in) -> (B, T - K_t + 1, N, c_out)``.
     """
 
     def __init__(self, c_in: int, c_out: int, kernel: int, act: str = "glu") -> None:
@@ -216,14 +219,20 @@ class TemporalGatedConv(nn.Module):
         if act not in ("glu", "sigmoid", "linear"):
             raise ValueError(f"temporal conv act must be 'glu', 'sigmoid' or 'linear', got {act!r}")
         self.kernel, self.act = kernel, act
-        self.conv = nn.Conv2d(c_in, (2 if act == "glu" else 1) * c_out, (kernel, 1))
+        self.conv = nn.Linear(kernel * c_in, (2 if act == "glu" else 1) * c_out)
         self.align = _Align(c_in, c_out)
 
     def forward(self, x: Tensor) -> Tensor:
-        out = self.conv(x)
+        B, T, N, c = x.shape
+        k = self.kernel
+        if k == 1:
+            win = x
+        else:  # (B, T', N, c, k) -> (B, T', N, c * k)
+            win = x.unfold(1, k, 1).reshape(B, T - k + 1, N, c * k)
+        out = self.conv(win)
         if self.act == "glu":
-            p, q = out.chunk(2, dim=1)
-            return (p + self.align(x[:, :, self.kernel - 1 :, :])) * torch.sigmoid(q)
+            p, q = out.chunk(2, dim=-1)
+            return (p + self.align(x[:, k - 1 :])) * torch.sigmoid(q)
         if self.act == "sigmoid":
             return torch.sigmoid(out)
         return out
@@ -239,41 +248,31 @@ class ChebGraphConv(nn.Module):
     supports:
         ``(K, N, N)`` from :func:`graph_supports`.
 
-    Shapes: ``(B, c_in, T, N) -> (B, c_out, T, N)``.
+    Shapes: ``(B, T, N, c_in) -> (B, T, N, c_out)``.
     """
 
     def __init__(self, c_in: int, c_out: int, supports: Tensor) -> None:
         super().__init__()
-        self.register_buffer("supports", supports.to(torch.get_default_dtype()), persistent=False)
-        k = supports.shape[0]
-        self.theta = nn.Parameter(torch.empty(k, c_in, c_out))
-        self.bias = nn.Parameter(torch.zeros(c_out))
+        k, n, _ = supports.shape
+        self.register_buffer("supports", supports.reshape(k * n, n).to(torch.get_default_dtype()), persistent=False)
+        self.order = k
+        self.theta = nn.Linear(k * c_in, c_out)  # Θ_0 .. Θ_{K-1} side by side, and the bias
+        nn.init.xavier_uniform_(self.theta.weight)
+        nn.init.zeros_(self.theta.bias)
         self.align = _Align(c_in, c_out)
-        nn.init.xavier_uniform_(self.theta.view(k * c_in, c_out))
 
     def forward(self, x: Tensor) -> Tensor:
-        s = self.supports.to(x.dtype)
-        xk = torch.einsum("knm,bctm->bkctn", s, x)
-        y = torch.einsum("bkctn,kco->botn", xk, self.theta) + self.bias.view(1, -1, 1, 1)
-        return F.relu(y + self.align(x))
-
-
-class _NodeChannelNorm(nn.Module):
-    """Layer norm over (nodes, channels) for each sample and frame; ``(B, c, T, N)`` in and out."""
-
-    def __init__(self, num_nodes: int, channels: int) -> None:
-        super().__init__()
-        self.norm = nn.LayerNorm([num_nodes, channels])
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        B, T, N, c = x.shape
+        xk = torch.matmul(self.supports.to(x.dtype), x)  # (B, T, K*N, c)
+        xk = xk.view(B, T, self.order, N, c).transpose(2, 3).reshape(B, T, N, self.order * c)
+        return F.relu(self.theta(xk) + self.align(x))
 
 
 class STConvBlock(nn.Module):
     """The ST-Conv "sandwich" block (Yu et al. 2018, Sec. 3.4, Fig. 2 middle).
 
-    ``TemporalGatedConv -> ChebGraphConv -> TemporalGatedConv -> LayerNorm``;
-    ``(B, c_in, T, N) -> (B, c_out, T - 2 (K_t - 1), N)``.
+    ``TemporalGatedConv -> ChebGraphConv -> TemporalGatedConv -> LayerNorm`` (the norm
+    over nodes and channels); ``(B, T, N, c_in) -> (B, T - 2 (K_t - 1), N, c_out)``.
     """
 
     def __init__(
@@ -284,7 +283,7 @@ class STConvBlock(nn.Module):
         self.temporal1 = TemporalGatedConv(c_in, c_t, kernel)
         self.spatial = ChebGraphConv(c_t, c_s, supports)
         self.temporal2 = TemporalGatedConv(c_s, c_o, kernel)
-        self.norm = _NodeChannelNorm(num_nodes, c_o)
+        self.norm = nn.LayerNorm([num_nodes, c_o])
 
     def forward(self, x: Tensor) -> Tensor:
         return self.norm(self.temporal2(self.spatial(self.temporal1(x))))
@@ -352,9 +351,9 @@ class STGCN(nn.Module):
         self.block2 = STConvBlock(c_o, channels, kernel, supports, n)
         rest = info.history - 4 * (kernel - 1)
         self.out_temporal = TemporalGatedConv(c_o, c_o, rest)
-        self.out_norm = _NodeChannelNorm(n, c_o)
+        self.out_norm = nn.LayerNorm([n, c_o])
         self.out_sigmoid = TemporalGatedConv(c_o, c_o, 1, act="sigmoid")
-        self.head = nn.Conv2d(c_o, 3 * info.num_channels, 1)
+        self.head = nn.Linear(c_o, 3 * info.num_channels)
         self.in_stats = RunningStandardizer((n, coords_in)) if normalize == "zscore" else None
         self.res_stats = RunningStandardizer((n, info.num_channels, 3)) if normalize == "zscore" else None
         if zero_init_head:
@@ -362,7 +361,7 @@ class STGCN(nn.Module):
             nn.init.zeros_(self.head.bias)
 
     def features(self, x: Tensor, node_features: Tensor) -> Tensor:
-        """Per node and frame input ``[h, x]``: ``(B, T, N, C, 3) -> (B, F + 3 or F + 3C, T, N)``.
+        """Per node and frame input ``[h, x]``: ``(B, T, N, C, 3) -> (B, T, N, F + 3 or F + 3C)``.
 
         With ``normalize="zscore"`` the coordinates are standardised per node and
         coordinate with the running training statistics; ``h`` is passed unchanged.
@@ -373,7 +372,7 @@ class STGCN(nn.Module):
             self.in_stats.update(coords, dims=(0, 1))
             coords = (coords - self.in_stats.mean.to(x.dtype)) / self.in_stats.std.to(x.dtype)
         h = node_features.to(x.dtype).expand(B, T, N, node_features.shape[-1])
-        return torch.cat([h, coords], dim=-1).permute(0, 3, 1, 2)
+        return torch.cat([h, coords], dim=-1)
 
     def residual_scale(self, x: Tensor) -> Tensor | float:
         """Unit of the predicted residual: running RMS of the frame-to-frame displacement ``(N, C, 3)``, or 1."""
@@ -392,8 +391,8 @@ class STGCN(nn.Module):
         if C != self.num_channels:
             raise ValueError(f"stgcn was built for C={self.num_channels} channels, got {C}")
         z = self.block2(self.block1(self.features(x, batch.h)))
-        z = self.out_sigmoid(self.out_norm(self.out_temporal(z)))  # (B, c_o, 1, N)
-        res = self.head(z)[:, :, 0].permute(0, 2, 1).reshape(B, N, C, 3)
+        z = self.out_sigmoid(self.out_norm(self.out_temporal(z)))  # (B, 1, N, c_o)
+        res = self.head(z[:, 0]).reshape(B, N, C, 3)
         return x[:, -1] + self.residual_scale(x) * res
 
 

@@ -302,7 +302,8 @@ def test_stgcn_first_order_graph_conv_runs() -> None:
     info = sparse_info()
     model = build("stgcn", info, graph_conv="first")
     randomize_head(model)
-    assert model.block1.spatial.supports.shape == (1, info.num_nodes, info.num_nodes)
+    assert model.block1.spatial.order == 1
+    assert model.block1.spatial.supports.shape == (info.num_nodes, info.num_nodes)
     assert torch.isfinite(model(random_batch(info))).all()
 
 

@@ -1,0 +1,391 @@
+"""Build a paper table from stored records: cell selection, mean ± std, best/second marks.
+
+A cell (row, column) takes the records of the row's model on the column's dataset
+case whose history T and model hyper-parameters match the column, optionally
+filtered by epochs, seeds or configuration hashes.  When several configurations
+(different epochs, splits, learning rates ...) are stored for one cell, the newest
+one (latest ``finished_at``) is used and the table's notes say so.  The value is the
+mean and the unbiased standard deviation over the seeds of that configuration
+(OGB's leaderboard rule; one seed prints without ±).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from ._paper import paper_value
+from ._records import canonical_hparams
+from ._specs import ESTAG_DEFAULT_HPARAMS, Column, TableSpec
+
+__all__ = ["Cell", "Table", "build_table", "build_tables", "stored_variants", "rank_marks", "DECIMALS"]
+
+#: Printed decimals, as in the paper's tables.
+DECIMALS = 3
+
+
+@dataclass
+class Cell:
+    """One table cell: statistics over the seeds of one stored configuration.
+
+    ``mean``/``std`` are in stored units (Å², seconds); ``None`` when nothing is stored.
+    """
+
+    mean: float | None = None
+    std: float | None = None
+    n_seeds: int = 0
+    seeds: str = ""
+    epochs: int | None = None
+    config_hash: str = ""
+    n_configs: int = 0
+    dataset: str = ""
+    case: str = ""
+    official: bool | None = None
+    settings: str = ""
+
+    @property
+    def empty(self) -> bool:
+        return self.mean is None or (isinstance(self.mean, float) and math.isnan(self.mean))
+
+
+@dataclass
+class Table:
+    """A built table: spec, the dataset chosen for each column, cells and metadata.
+
+    ``meta`` is an ordered ``str -> str`` mapping written as the header of every
+    format (caption, budget, provenance); ``columns`` may be a subset of the spec's.
+    """
+
+    spec: Any  # TableSpec (Any keeps dataclass repr short)
+    datasets: dict[str, str]
+    cells: dict[tuple[str, str], Cell]
+    meta: dict[str, str] = field(default_factory=dict)
+    compare_paper: bool = False
+    column_keys: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.column_keys:
+            self.column_keys = [c.key for c in self.spec.columns]
+
+    @property
+    def columns(self) -> list[Column]:
+        return [self.spec.column(k) for k in self.column_keys]
+
+    @property
+    def variant(self) -> str:
+        """Datasets chosen for columns that had alternatives, joined by ``+`` (``""`` if none)."""
+        chosen: list[str] = []
+        for group in self.spec.variant_groups():
+            if len(group) > 1:
+                cols = [c for c in self.spec.columns if c.datasets == group]
+                d = self.datasets.get(cols[0].key, group[0])
+                if d not in chosen:
+                    chosen.append(d)
+        return "+".join(chosen)
+
+    @property
+    def stem(self) -> str:
+        """File name stem: ``table2-adk-mini`` (variant tag only where columns had alternatives)."""
+        v = self.variant
+        return f"table{self.spec.number}" + (f"-{v}" if v else "")
+
+    def display(self, row_key: str, col_key: str, which: str = "mean") -> float | None:
+        """The printed (scaled) value of a cell's mean or std; ``None`` for "–"."""
+        c = self.cells.get((row_key, col_key))
+        if c is None or c.empty:
+            return None
+        v = c.mean if which == "mean" else c.std
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            return None
+        col = self.spec.column(col_key)
+        return v * (self.spec.display_factor if col.metric == "test_mse" else 1.0)
+
+    def paper(self, row_key: str, col_key: str) -> float | None:
+        """The paper's printed value for this cell, if the paper has one."""
+        return paper_value(self.spec.number, row_key, col_key)
+
+    def rel_diff(self, row_key: str, col_key: str) -> float | None:
+        """(ours − paper) / paper on printed values; ``None`` without both."""
+        ours, theirs = self.display(row_key, col_key), self.paper(row_key, col_key)
+        if ours is None or theirs is None or theirs == 0:
+            return None
+        return (ours - theirs) / theirs
+
+    def marks(self) -> dict[tuple[str, str], str]:
+        """``"best"``/``"second"`` per cell (see :func:`rank_marks`)."""
+        return rank_marks(self)
+
+
+def rank_marks(table: Table) -> dict[tuple[str, str], str]:
+    """Best (lowest) and second-best printed values along the spec's rank axis.
+
+    Ranks use the values as printed (rounded to :data:`DECIMALS`), so ties share a
+    mark as in the paper (Table 1, benzene: two underlined 0.106).  "Second" is only
+    marked when at least three values compete; unranked columns (TIME) get none.
+    """
+    spec = table.spec
+    cols = [c for c in table.columns if c.ranked]
+    if spec.rank_axis == "row":
+        groups = [[(r.key, c.key) for c in cols] for r in spec.rows]
+    else:
+        groups = [[(r.key, c.key) for r in spec.rows] for c in cols]
+    out: dict[tuple[str, str], str] = {}
+    for group in groups:
+        vals = {k: round(v, DECIMALS) for k in group if (v := table.display(*k)) is not None}
+        if not vals:
+            continue
+        distinct = sorted(set(vals.values()))
+        for k, v in vals.items():
+            if v == distinct[0]:
+                out[k] = "best"
+            elif len(vals) >= 3 and len(distinct) > 1 and v == distinct[1]:
+                out[k] = "second"
+    return out
+
+
+def _hkey(h: Any) -> str:
+    return canonical_hparams(h if isinstance(h, dict) else {}, ESTAG_DEFAULT_HPARAMS)
+
+
+def _candidates(
+    df: pd.DataFrame,
+    model: str,
+    dataset: str,
+    col: Column,
+    epochs: int | None,
+    seeds: Sequence[int] | None,
+    config_hashes: Iterable[str] | None,
+) -> pd.DataFrame:
+    m = df[(df["model"] == model) & (df["dataset"] == dataset)]
+    if col.case is not None:
+        m = m[m["case"] == col.case]
+    if m.empty:
+        return m
+    hist = m["history"].fillna(col.history) if "history" in m else None
+    if hist is not None:
+        m = m[hist.astype(int) == col.history]
+    want = _hkey(col.hparams)
+    m = m[m["model_hparams"].map(_hkey) == want]
+    if epochs is not None:
+        m = m[(m["epochs"] == epochs) | ~m["trains"].astype(bool)]
+    if seeds:
+        m = m[m["seed"].isin(list(seeds))]
+    if config_hashes is not None:
+        m = m[m["config_hash"].isin(list(config_hashes))]
+    return m
+
+
+def _cell(m: pd.DataFrame, metric: str) -> Cell:
+    if m.empty:
+        return Cell()
+    newest = m.groupby("config_hash")["finished_at"].max().sort_values()
+    chash = str(newest.index[-1])
+    g = m[m["config_hash"] == chash].drop_duplicates("seed", keep="last").sort_values("seed")
+    vals = pd.to_numeric(g[metric], errors="coerce")
+    first = g.iloc[0]
+    cell = Cell(
+        n_seeds=int(len(g)),
+        seeds=",".join(str(int(s)) for s in g["seed"]),
+        epochs=None if pd.isna(first["epochs"]) else int(first["epochs"]),
+        config_hash=chash,
+        n_configs=int(len(newest)),
+        dataset=str(first["dataset"]),
+        case=str(first["case"]),
+        official=None if pd.isna(first["official_data"]) else bool(first["official_data"]),
+        settings=_settings(first),
+    )
+    if metric == "train_seconds_per_epoch" and not bool(g["trains"].astype(bool).any()):
+        return cell  # Pt-s/m/t: nothing is trained, the paper prints "-"
+    if vals.isna().all():
+        return cell
+    cell.mean = float(vals.mean())
+    cell.std = float(vals.std(ddof=1)) if len(vals.dropna()) > 1 else None
+    return cell
+
+
+def _settings(rec: pd.Series) -> str:
+    """``dataset/case: key=value ...`` of the data and training settings of a record."""
+    dp = rec.get("data_params") if isinstance(rec.get("data_params"), dict) else {}
+    tc = rec.get("train_config") if isinstance(rec.get("train_config"), dict) else {}
+    data = " ".join(f"{k}={_short(v)}" for k, v in sorted(dp.items()) if k != "history")
+    train = " ".join(f"{k}={_short(tc[k])}" for k in ("lr", "weight_decay", "batch_size", "hidden") if k in tc)
+    return f"{rec['dataset']}/{rec['case']}: {data}; {train}"
+
+
+def _short(v: Any) -> str:
+    if isinstance(v, (list, tuple)):
+        return ",".join(_short(x) for x in v)
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def stored_variants(spec: TableSpec, df: pd.DataFrame) -> list[dict[tuple[str, ...], str]]:
+    """Every combination of stored datasets for the spec's column groups.
+
+    A group with no stored dataset keeps its first (paper) dataset, so a table with
+    nothing stored still builds once, all "–".
+    """
+    models = {r.model for r in spec.rows}
+    have = set(df.loc[df["model"].isin(models), "dataset"]) if not df.empty else set()
+    options = []
+    for group in spec.variant_groups():
+        stored = [d for d in group if d in have]
+        options.append([(group, d) for d in (stored or [group[0]])])
+    return [dict(combo) for combo in itertools.product(*options)]
+
+
+def _choose_variant(spec: TableSpec, prefer: Sequence[str]) -> dict[tuple[str, ...], str]:
+    choice = {}
+    for group in spec.variant_groups():
+        picked = [d for d in prefer if d in group]
+        choice[group] = picked[0] if picked else group[0]
+    return choice
+
+
+def build_table(
+    spec: TableSpec,
+    df: pd.DataFrame,
+    variant: dict[tuple[str, ...], str] | Sequence[str] | None = None,
+    *,
+    epochs: int | None = None,
+    seeds: Sequence[int] | None = None,
+    config_hashes: Iterable[str] | None = None,
+    columns: Sequence[str] | None = None,
+    compare_paper: bool = False,
+    meta: dict[str, str] | None = None,
+    drop_empty: bool = False,
+) -> Table:
+    """Build one table from a records frame (:func:`load_records`).
+
+    Parameters
+    ----------
+    spec: the paper table.
+    df: stored records.
+    variant: group -> dataset (from :func:`stored_variants`), or a list of preferred
+        dataset names (``["adk-mini"]``); default: the first alternative of each group.
+    epochs, seeds, config_hashes: record filters (epochs does not filter models that
+        do not train).
+    columns: column keys to keep (default all, in the paper's order).
+    compare_paper: print the paper's value and the relative difference in each cell.
+    meta: extra header entries (command, provenance ...), appended after the built ones.
+    drop_empty: omit columns without any stored value (unless all are empty).
+    """
+    if variant is None:
+        choice = _choose_variant(spec, [])
+    elif isinstance(variant, dict):
+        choice = dict(variant)
+    else:
+        choice = _choose_variant(spec, list(variant))
+    datasets = {c.key: choice[c.datasets] for c in spec.columns}
+    if columns is not None:
+        unknown = [k for k in columns if k not in datasets]
+        if unknown:
+            raise KeyError(f"table {spec.number} has no column(s) {unknown}; columns: {list(datasets)}")
+        col_keys = [c.key for c in spec.columns if c.key in set(columns)]
+    else:
+        col_keys = [c.key for c in spec.columns]
+    cells: dict[tuple[str, str], Cell] = {}
+    hashes = None if config_hashes is None else list(config_hashes)
+    for col in spec.columns:
+        if col.key not in col_keys:
+            continue
+        for row in spec.rows:
+            m = _candidates(df, row.model, datasets[col.key], col, epochs, seeds, hashes) if not df.empty else df
+            cells[(row.key, col.key)] = _cell(m, col.metric)
+    if drop_empty:
+        keep = [k for k in col_keys if any(not cells[(r.key, k)].empty for r in spec.rows)]
+        if keep:
+            col_keys = keep
+            cells = {k: v for k, v in cells.items() if k[1] in keep}
+    table = Table(spec, datasets, cells, compare_paper=compare_paper, column_keys=col_keys)
+    table.meta = describe(table, extra=meta)
+    return table
+
+
+def build_tables(
+    spec: TableSpec,
+    df: pd.DataFrame,
+    prefer: Sequence[str] | None = None,
+    **kwargs: Any,
+) -> list[Table]:
+    """One table per stored dataset variant (or just the ``prefer``-red one)."""
+    if prefer:
+        return [build_table(spec, df, list(prefer), **kwargs)]
+    return [build_table(spec, df, v, **kwargs) for v in stored_variants(spec, df)]
+
+
+def _budget(table: Table) -> tuple[list[int], list[str], set[str]]:
+    epochs, seeds, hashes = set(), set(), set()
+    for (rk, _ck), c in table.cells.items():
+        if c.n_seeds == 0:
+            continue
+        hashes.add(c.config_hash)
+        seeds.update(c.seeds.split(","))
+        if c.epochs is not None and _row_trains(table, rk, c):
+            epochs.add(c.epochs)
+    return sorted(epochs), sorted(seeds, key=int), hashes
+
+
+def _row_trains(table: Table, row_key: str, c: Cell) -> bool:
+    from ..registry import get_model_entry
+
+    try:
+        return bool(get_model_entry(table.spec.row(row_key).model).trains)
+    except KeyError:
+        return True
+
+
+def describe(table: Table, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The header of a table: caption, datasets, budget, notes, then ``extra``."""
+    spec = table.spec
+    epochs, seeds, _ = _budget(table)
+    by_ds: dict[str, list[str]] = {}
+    for c in table.columns:
+        cases = by_ds.setdefault(table.datasets[c.key], [])
+        if c.case and c.case not in cases:
+            cases.append(c.case)
+    ds = [d + (f" ({', '.join(cs)})" if cs else "") for d, cs in by_ds.items()]
+    filled = [c for c in table.cells.values() if c.n_seeds]
+    unofficial = sorted({f"{c.dataset}/{c.case}" for c in filled if c.official is False})
+    settings = sorted({c.settings for c in filled if c.settings})
+    nseeds = sorted({c.n_seeds for c in table.cells.values() if c.n_seeds})
+    meta = {
+        "table": str(spec.number),
+        "title": spec.title,
+        "caption": spec.caption,
+        "datasets": "; ".join(ds),
+        "epochs": ",".join(map(str, epochs)) if epochs else "–",
+        "seeds": ",".join(seeds) if seeds else "–",
+        "seeds_per_cell": ",".join(map(str, nseeds)) if nseeds else "–",
+        "statistic": "test MSE at the best-validation epoch; mean ± unbiased std over seeds",
+    }
+    if filled:
+        meta["official_data"] = (
+            "yes" if not unofficial else f"no: {', '.join(unofficial)} (file checksum differs from the official one)"
+        )
+    if settings:
+        meta["settings"] = " | ".join(settings)
+    notes = []
+    if len(epochs) > 1:
+        notes.append(f"mixed training budgets in one table: epochs {epochs} (filter with --epochs)")
+    multi = [f"{rk}/{ck}" for (rk, ck), c in table.cells.items() if c.n_configs > 1]
+    if multi:
+        notes.append(f"cells with several stored configurations, newest used: {', '.join(multi)}")
+    omitted = [c.label for c in spec.columns if c.key not in table.column_keys]
+    if omitted:
+        notes.append(f"columns omitted (not run or nothing stored): {', '.join(omitted)}")
+    paper_ds = {g[0] for g in spec.variant_groups()}
+    other = sorted({d for d in table.datasets.values() if d not in paper_ds})
+    if other:
+        notes.append(
+            f"dataset variant(s) {', '.join(other)} differ from the paper's; paper numbers are for the paper's data"
+        )
+    if notes:
+        meta["notes"] = "; ".join(notes)
+    for k, v in (extra or {}).items():
+        meta[k] = " ".join(str(v).split("\n"))
+    return meta

@@ -1,0 +1,208 @@
+"""Sub-commands ``tables``, ``reproduce`` and ``plot``, added to the ``estagbench`` CLI.
+
+:func:`add_table_parsers` is called by :func:`estagbench.cli.build_parser`; the
+commands are thin wrappers over :mod:`estagbench.tables` and :mod:`estagbench.plots`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["add_table_parsers", "parse_hparams"]
+
+
+def parse_hparams(text: str) -> dict[str, Any]:
+    """``"layers=3,attention=full"`` -> ``{"layers": 3, "attention": "full"}`` (ints, floats, bools parsed)."""
+    out: dict[str, Any] = {}
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        key, sep, val = part.partition("=")
+        if not sep or not key.strip():
+            raise argparse.ArgumentTypeError(f"expected key=value pairs separated by commas, got {part!r}")
+        out[key.strip()] = _scalar(val.strip())
+    return out
+
+
+def _scalar(v: str) -> Any:
+    low = v.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    for cast in (int, float):
+        try:
+            return cast(v)
+        except ValueError:
+            pass
+    return v
+
+
+def _cmd_tables(args: argparse.Namespace) -> int:
+    from . import build_tables, get_table_spec, load_records, parse_table_selector, render
+    from ._latex import check_latex
+    from ._reproduce import command_line, write_table
+
+    if not (Path(args.results) / "results").is_dir():
+        print(f"estagbench: note: no results under {args.results}/results; every cell will be '–'", file=sys.stderr)
+    df = load_records(args.results)
+    meta = {"results": str(args.results), "command": command_line(args._parser, args, "tables")}
+    written: list[Path] = []
+    for n in parse_table_selector(args.table):
+        spec = get_table_spec(n)
+        for table in build_tables(
+            spec,
+            df,
+            args.dataset,
+            epochs=args.epochs,
+            seeds=args.seeds,
+            compare_paper=args.compare_paper,
+            meta=meta,
+            drop_empty=args.drop_empty,
+        ):
+            if args.out:
+                formats = [args.format] if args.format != "all" else ["csv", "markdown", "latex"]
+                written += write_table(table, args.out, formats, standalone=args.standalone)
+            else:
+                fmt = "markdown" if args.format == "all" else args.format
+                text = render(table, fmt, standalone=args.standalone)
+                if fmt == "latex":
+                    check_latex(text)
+                sys.stdout.write(text + "\n")
+    for p in written:
+        print(p)
+    return 0
+
+
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from . import get_table_spec, parse_table_selector
+    from ._reproduce import command_line, reproduce_table, write_table
+
+    out_tables = args.tables_out or (Path(args.out) / "tables")
+    formats = ["csv", "markdown", "latex"] if args.format == "all" else [args.format]
+    for n in parse_table_selector(args.table):
+        table = reproduce_table(
+            get_table_spec(n),
+            preset=args.preset,
+            out=Path(args.out),
+            data_dir=args.data_dir,
+            seeds=list(args.seeds) if args.seeds else None,
+            epochs=args.epochs,
+            datasets=args.dataset,
+            cases=args.cases,
+            models=args.models,
+            model_hparams=args.model_hparams,
+            device=args.device,
+            lr=args.lr,
+            batch_size=args.batch_size,
+            data_opts={
+                "stride": args.stride,
+                "split_margin": args.split_margin,
+                "split_fractions": args.split_fractions,
+                "split_caps": args.split_caps,
+            },
+            compare_paper=args.compare_paper,
+            command=command_line(args._parser, args, "reproduce"),
+            progress=not args.no_progress,
+        )
+        for p in write_table(table, out_tables, formats, standalone=True):
+            print(p)
+    return 0
+
+
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from .. import plots
+
+    paths = plots.run_plot_command(args)
+    for p in paths:
+        print(p)
+    return 0
+
+
+def add_table_parsers(subparsers: Any) -> None:
+    """Add ``tables``, ``reproduce`` and ``plot`` to the ``estagbench`` sub-command parser."""
+    from ..cli import DEFAULT_OUT, _floats, _ints, _names
+
+    p = subparsers.add_parser("tables", help="the paper's Tables 1-9 from stored results (csv, markdown, latex)")
+    p.add_argument("--table", default="all", help="1..9, a comma list, or 'all' (default)")
+    p.add_argument(
+        "--format",
+        choices=["csv", "markdown", "latex", "all"],
+        default="markdown",
+        help="output format (with --out: 'all' writes the three)",
+    )
+    p.add_argument("--results", type=Path, default=DEFAULT_OUT, help="results store (default ./estagbench-results)")
+    p.add_argument("--out", type=Path, default=None, help="write <out>/table<N>[-variant].<ext> instead of printing")
+    p.add_argument(
+        "--compare-paper", action="store_true", help="the paper's number and the relative difference beside each cell"
+    )
+    p.add_argument("--epochs", type=int, default=None, help="only records trained for this many epochs")
+    p.add_argument("--seeds", type=_ints, default=None, help="only these seeds")
+    p.add_argument(
+        "--dataset",
+        type=_names,
+        default=None,
+        help="preferred dataset variant(s), e.g. adk-mini or motion-walk-30fps (default: one table per stored variant)",
+    )
+    p.add_argument("--drop-empty", action="store_true", help="omit columns without any stored result")
+    p.add_argument("--standalone", action="store_true", help="LaTeX: a complete compilable document")
+    p.set_defaults(func=_cmd_tables, _parser=p)
+
+    p = subparsers.add_parser(
+        "reproduce", help="run exactly the cells of a paper table (resuming), then write the table"
+    )
+    p.add_argument("--table", required=True, help="1..9 (or a comma list, or 'all')")
+    p.add_argument(
+        "--preset",
+        choices=["paper", "quick"],
+        default="paper",
+        help="paper: 500 epochs, seeds 1,2,3; quick: 10 epochs, seed 1",
+    )
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results store (default ./estagbench-results)")
+    p.add_argument("--tables-out", type=Path, default=None, help="where the table files go (default <out>/tables)")
+    p.add_argument("--format", choices=["csv", "markdown", "latex", "all"], default="all")
+    p.add_argument(
+        "--data-dir", type=Path, default=None, help="data cache (default $ESTAGBENCH_DATA or ~/.cache/estagbench)"
+    )
+    p.add_argument("--seeds", type=_ints, default=None, help="comma list of seeds (preset default)")
+    p.add_argument(
+        "--epochs", type=int, default=None, help="training epochs for every model of the table (preset default)"
+    )
+    p.add_argument(
+        "--dataset",
+        type=_names,
+        default=None,
+        help="dataset(s) to run, each filling its column (adk-mini, motion-walk-30fps); default the paper's",
+    )
+    p.add_argument(
+        "--molecules", "--cases", dest="cases", type=_names, default=None, help="MD17 molecules (columns) to run"
+    )
+    p.add_argument("--models", type=_names, default=None, help="only these rows (registry names)")
+    p.add_argument(
+        "--model-hparams",
+        type=parse_hparams,
+        default=None,
+        help="extra model hyper-parameters for every cell, key=value,... (recorded in the config)",
+    )
+    p.add_argument("--stride", type=int, default=None, help="Δ override")
+    p.add_argument(
+        "--split-margin", type=int, default=None, help="MD17 rule: frames excluded at both ends (default 10000)"
+    )
+    p.add_argument(
+        "--split-fractions", type=_floats, default=None, help="train,val,test fractions (MD17 default 0.1,0.05,0.05)"
+    )
+    p.add_argument("--split-caps", type=_ints, default=None, help="train,val,test caps")
+    p.add_argument("--lr", type=float, default=None, help="override the dataset's learning rate")
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.add_argument("--compare-paper", action="store_true")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_cmd_reproduce, _parser=p)
+
+    from ..plots import add_plot_arguments
+
+    p = subparsers.add_parser("plot", help="figures (PNG + PDF): curves, rollout, attention, tsweep, sample")
+    add_plot_arguments(p)
+    p.set_defaults(func=_cmd_plot)

@@ -3,7 +3,8 @@
 One step = forward + MSE + backward + Adam step, at the MD17 aspirin size of the paper's
 protocol: batch 100, T = 10 past frames, 13 nodes, one channel, a 1-hop + 2-hop graph
 with about 100 directed edges and edge features ``[z_i, z_j, hop]``.  ``st-gmn`` is also
-timed at its own (protein) setting on a 4-channel graph.
+timed at its own (protein) setting on a 4-channel graph, and ESTAG on the aspirin case
+as the reference for side-by-side medians.
 
 Run with ``pytest benchmarks/bench_baselines_egnn.py --benchmark-only`` (the repository's
 ``addopts`` skip benchmarks otherwise).  ``ESTAGBENCH_BENCH_THREADS`` pins torch's
@@ -18,7 +19,7 @@ from collections.abc import Callable
 import pytest
 import torch
 
-from estagbench import Batch, DatasetInfo, create_model
+from estagbench import Batch, DatasetInfo, create_model, list_models
 
 BATCH, HISTORY, NODES = 100, 10, 13
 TARGET_EDGES = 96
@@ -104,6 +105,16 @@ def test_bench_train_step_aspirin(benchmark, name: str) -> None:
     benchmark.extra_info.update({"batch": BATCH, "history": HISTORY, "nodes": NODES, "channels": 1})
     loss = benchmark(step)
     assert loss == loss  # finite-ness is checked by the comparison with itself (NaN != NaN)
+
+
+def test_bench_train_step_aspirin_reference_estag(benchmark) -> None:
+    """ESTAG on the same case, so the medians can be read side by side in one session."""
+    if "estag" not in list_models("estag"):
+        pytest.skip("ESTAG is not registered in this checkout")
+    step = make_train_step("estag", molecule_like_info())
+    benchmark.extra_info.update({"batch": BATCH, "history": HISTORY, "nodes": NODES, "channels": 1})
+    loss = benchmark(step)
+    assert loss == loss
 
 
 @pytest.mark.parametrize("name", ["egnn-t", "st-egnn", "st-gmn"])

@@ -211,6 +211,7 @@ class ChannelwiseTensorProduct(nn.Module):
         e3nn_irreps: list[tuple[int, o3.Irrep]] = []
         e3nn_index: list[Tensor] = []  # path-major position of each e3nn-layout component
         offset = 0
+        bases: list[Tensor] = []
         for b, ((mul, ir1), paths) in enumerate(zip(self.irreps_in, self.paths, strict=True)):
             if not paths:
                 continue
@@ -228,12 +229,18 @@ class ChannelwiseTensorProduct(nn.Module):
                 e3nn_index.append(idx.reshape(-1))
                 e3nn_irreps.append((mul, ir_out))
                 k0 += ir_out.dim
-            basis = basis.reshape(self.irreps_sh.dim, ir1.dim * k_total).to(torch.get_default_dtype())
-            self.register_buffer(f"basis_{b}", basis)
-            self.register_buffer(f"path_of_k_{b}", torch.tensor(path_of_k, dtype=torch.long))
+            bases.append(basis.reshape(self.irreps_sh.dim, ir1.dim * k_total))
+            # (n_paths, K) 0/1 matrix spreading each path's weight over its output components
+            # (a matmul: much faster on CPU than index_select along the last axis)
+            spread = torch.nn.functional.one_hot(torch.tensor(path_of_k), len(paths)).T
+            self.register_buffer(f"spread_{b}", spread.to(torch.get_default_dtype()))
             self.blocks.append((b, in_slices[b].start, mul, ir1.dim, k_total, len(paths)))
             offset += mul * k_total
         self.dim_out = offset
+        self.in_sizes = [mul * ir.dim for mul, ir in self.irreps_in]
+        self.basis_sizes = [basis.shape[1] for basis in bases]
+        self.weight_sizes = [mul * n_paths for _, _, mul, _, _, n_paths in self.blocks]
+        self.register_buffer("basis", torch.cat(bases, dim=1).to(torch.get_default_dtype()))
         #: irreps of :meth:`to_e3nn_layout`'s output, one entry per path (unsorted)
         self.irreps_mid = o3.Irreps(e3nn_irreps)
         self.register_buffer("e3nn_index", torch.cat(e3nn_index))
@@ -247,23 +254,24 @@ class ChannelwiseTensorProduct(nn.Module):
         :class:`~baselines.se3_transformer.SE3AttentionLayer`).
         """
         lead = f.shape[:-1]
+        # split (not slice): the backward of a split is one cat, a slice's is a zero-filled copy
+        parts = f.split(self.in_sizes, dim=-1)
+        cg = (sh @ self.basis).split(self.basis_sizes, dim=-1)  # all blocks' Y C in one matmul
         outs = []
-        for b, start, mul, d1, k_total, _ in self.blocks:
-            x = f[..., start : start + mul * d1].reshape(*lead, mul, d1)
-            m = (sh @ getattr(self, f"basis_{b}")).reshape(*lead, d1, k_total)
-            outs.append(x @ m)
+        for (b, _, mul, d1, k_total, _), m in zip(self.blocks, cg, strict=True):
+            outs.append(parts[b].reshape(*lead, mul, d1) @ m.reshape(*lead, d1, k_total))
         return outs
 
     def weigh(self, coupled: list[Tensor], weight: Tensor) -> Tensor:
         """Apply per-path, per-channel weights ``(..., weight_numel)`` to :meth:`couple`'s output."""
         outs = []
-        w0 = 0
-        for z, (b, _, mul, _, k_total, n_paths) in zip(coupled, self.blocks, strict=True):
+        for z, w, (b, _, mul, _, k_total, n_paths) in zip(
+            coupled, weight.split(self.weight_sizes, dim=-1), self.blocks, strict=True
+        ):
             # e3nn's weight order: path-major, then channel
-            w = weight[..., w0 : w0 + mul * n_paths].reshape(*weight.shape[:-1], n_paths, mul).transpose(-1, -2)
-            z = z * w.index_select(-1, getattr(self, f"path_of_k_{b}"))
+            w = w.reshape(*w.shape[:-1], n_paths, mul).transpose(-1, -2)
+            z = z * (w @ getattr(self, f"spread_{b}"))
             outs.append(z.reshape(*z.shape[:-2], mul * k_total))
-            w0 += mul * n_paths
         return torch.cat(outs, dim=-1) if len(outs) > 1 else outs[0]
 
     def forward(self, f: Tensor, sh: Tensor, weight: Tensor) -> Tensor:

@@ -423,7 +423,8 @@ def add_plot_arguments(p: argparse.ArgumentParser) -> None:
         type=Path,
         nargs="*",
         default=None,
-        help="rollout: per-step CSV/JSON file(s) written by `estagbench rollout` (columns model, step, mse)",
+        help="rollout: per-step CSV file(s) of `estagbench rollout` (columns model, step, mse; "
+        "default <results>/rollout/rollout-<dataset>-<case>.csv)",
     )
     p.add_argument("--no-paper", action="store_true", help="tsweep: without the paper's curve")
 
@@ -460,7 +461,7 @@ def run_plot_command(args: argparse.Namespace) -> list[Path]:
     kind = args.kind
     scale, scale_label = _scale(args.dataset)
     case = args.case
-    if kind in ("curves", "attention", "sample") and case is None:
+    if kind in ("curves", "attention", "sample", "rollout") and case is None:
         case = resolve_cases(args.dataset, None)[0]
     tag = f"{Path(args.dataset).stem}-{case}" if case else Path(args.dataset).stem
     if kind == "curves":
@@ -488,8 +489,14 @@ def run_plot_command(args: argparse.Namespace) -> list[Path]:
         fig = plot_tsweep(load_records(args.results), epochs=args.epochs, compare_paper=not args.no_paper)
         return save_figure(fig, out, "tsweep-md17-ethanol")
     if kind == "rollout":
+        inputs = args.input or [Path(args.results) / "rollout" / f"rollout-{tag}.csv"]
+        missing = [str(p) for p in inputs if not Path(p).exists()]
+        if missing:
+            raise FileNotFoundError(
+                f"no rollout table {', '.join(missing)}; run `estagbench rollout` first or pass --input"
+            )
         fig = plot_rollout(
-            _read_rollout(args.input or []), title=f"Rollout MSE per step: {tag}", scale=scale, scale_label=scale_label
+            _read_rollout(inputs), title=f"Rollout MSE per step: {tag}", scale=scale, scale_label=scale_label
         )
         return save_figure(fig, out, f"rollout-{tag}")
     if kind == "attention":

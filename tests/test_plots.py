@@ -122,17 +122,18 @@ def test_tsweep_plots_table6_cells(tmp_path):
 
 
 def test_rollout_figure_from_per_step_table(tmp_path):
-    rows = [{"model": m, "seed": s, "step": k, "mse": (k + 1) * b * (1 + 0.1 * s)}
-            for m, b in (("estag", 1e-5), ("st-egnn", 5e-5)) for s in (1, 2) for k in range(10)]  # fmt: skip
-    path = tmp_path / "rollout.csv"
+    rows = [{"model": m, "dataset": "md17", "case": "ethanol", "seed": s, "step": k, "mse": k * b * (1 + 0.1 * s)}
+            for m, b in (("estag-full-attn", 1e-5), ("st-egnn", 5e-5)) for s in (1, 2) for k in range(1, 11)]  # fmt: skip
+    path = tmp_path / "res" / "rollout" / "rollout-md17-ethanol.csv"  # where `estagbench rollout` writes it
+    path.parent.mkdir(parents=True)
     pd.DataFrame(rows).to_csv(path, index=False)
-    assert (
-        main(["plot", "rollout", "--input", str(path), "--out", str(tmp_path / "f"), "--results", str(tmp_path)]) == 0
-    )
-    _check_files([tmp_path / "f" / "rollout-md17.png", tmp_path / "f" / "rollout-md17.pdf"], "rollout-md17")
+    figs = tmp_path / "f"
+    assert main(["plot", "rollout", "--case", "ethanol", "--results", str(tmp_path / "res"), "--out", str(figs)]) == 0
+    _check_files([figs / "rollout-md17-ethanol.png", figs / "rollout-md17-ethanol.pdf"], "rollout-md17-ethanol")
+    assert main(["plot", "rollout", "--case", "aspirin", "--results", str(tmp_path / "res")]) == 2  # no such table
     fig = plots.plot_rollout(pd.DataFrame(rows))
     assert len(fig.axes[0].lines) == 2
-    assert fig.axes[0].lines[0].get_ydata()[0] == pytest.approx(1e-5 * 1.15)
+    assert fig.axes[0].lines[0].get_ydata()[0] == pytest.approx(1e-5 * 1.15)  # mean over seeds 1, 2
     with pytest.raises(ValueError, match="columns"):
         plots.plot_rollout(pd.DataFrame({"model": ["a"], "mse": [1.0]}))
     (tmp_path / "r.json").write_text(json.dumps(rows))

@@ -11,33 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["add_table_parsers", "parse_hparams"]
-
-
-def parse_hparams(text: str) -> dict[str, Any]:
-    """``"layers=3,attention=full"`` -> ``{"layers": 3, "attention": "full"}`` (ints, floats, bools parsed)."""
-    out: dict[str, Any] = {}
-    for part in text.split(","):
-        part = part.strip()
-        if not part:
-            continue
-        key, sep, val = part.partition("=")
-        if not sep or not key.strip():
-            raise argparse.ArgumentTypeError(f"expected key=value pairs separated by commas, got {part!r}")
-        out[key.strip()] = _scalar(val.strip())
-    return out
-
-
-def _scalar(v: str) -> Any:
-    low = v.lower()
-    if low in ("true", "false"):
-        return low == "true"
-    for cast in (int, float):
-        try:
-            return cast(v)
-        except ValueError:
-            pass
-    return v
+__all__ = ["add_table_parsers"]
 
 
 def _cmd_tables(args: argparse.Namespace) -> int:
@@ -80,6 +54,10 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     from . import get_table_spec, parse_table_selector
     from ._reproduce import command_line, reproduce_table, write_table
 
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     out_tables = args.tables_out or (Path(args.out) / "tables")
     formats = ["csv", "markdown", "latex"] if args.format == "all" else [args.format]
     for n in parse_table_selector(args.table):
@@ -123,7 +101,7 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 
 def add_table_parsers(subparsers: Any) -> None:
     """Add ``tables``, ``reproduce`` and ``plot`` to the ``estagbench`` sub-command parser."""
-    from ..cli import DEFAULT_OUT, _floats, _ints, _names
+    from ..cli import DEFAULT_OUT, _floats, _hparams, _ints, _names
 
     p = subparsers.add_parser("tables", help="the paper's Tables 1-9 from stored results (csv, markdown, latex)")
     p.add_argument("--table", default="all", help="1..9, a comma list, or 'all' (default)")
@@ -182,7 +160,7 @@ def add_table_parsers(subparsers: Any) -> None:
     p.add_argument("--models", type=_names, default=None, help="only these rows (registry names)")
     p.add_argument(
         "--model-hparams",
-        type=parse_hparams,
+        type=_hparams,
         default=None,
         help="extra model hyper-parameters for every cell, key=value,... (recorded in the config)",
     )
@@ -197,6 +175,7 @@ def add_table_parsers(subparsers: Any) -> None:
     p.add_argument("--lr", type=float, default=None, help="override the dataset's learning rate")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1, as `estagbench run`)")
     p.add_argument("--compare-paper", action="store_true")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_reproduce, _parser=p)

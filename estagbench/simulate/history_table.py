@@ -74,6 +74,7 @@ def history_table(results: pd.DataFrame, cases: Sequence[str] = CASES) -> pd.Dat
                          f"`estagbench run --models {','.join(models)} --dataset <case>` first")
     agg = aggregate(df)
     epochs = df.groupby(["model", "dataset", "config_hash"])["epochs"].first()
+    best_epoch = df.groupby(["model", "dataset", "config_hash"])["best_epoch"].mean()
     rows = []
     for case in cases:
         sub = agg[agg.dataset == case]
@@ -88,11 +89,12 @@ def history_table(results: pd.DataFrame, cases: Sequence[str] = CASES) -> pd.Dat
         for m in models:
             hit = sub[sub.model == m]
             if hit.empty:
-                row[f"{m}_mean"] = row[f"{m}_std"] = float("nan")
+                row[f"{m}_mean"] = row[f"{m}_std"] = row[f"{m}_best_epoch"] = float("nan")
                 row[f"{m}_seeds"] = ""
                 continue
             r = hit.iloc[0]
             row[f"{m}_mean"], row[f"{m}_std"], row[f"{m}_seeds"] = float(r["mean"]), float(r["std"]), r["seeds"]
+            row[f"{m}_best_epoch"] = float(best_epoch[(m, case, r["config_hash"])])
             seeds.add(r["seeds"])
             if m not in ("pt-t",):
                 budgets.add(int(epochs[(m, case, r["config_hash"])]))
@@ -106,10 +108,11 @@ def history_table(results: pd.DataFrame, cases: Sequence[str] = CASES) -> pd.Dat
             a, b = row[f"{num}_mean"], row[f"{den}_mean"]
             row[key] = a / b
             row[key + "_std"] = _ratio_std(a, row[f"{num}_std"], b, row[f"{den}_std"])
-        one = min((row[f"{m}_mean"], m) for m in ONE_FRAME)
-        hist = min((row[f"{m}_mean"], m) for m in HISTORY)
-        row["best_one_frame"], row["best_history"] = one[1], hist[1]
-        row["ratio_best"] = one[0] / hist[0]
+        one = min(((row[f"{m}_mean"], m) for m in ONE_FRAME if row[f"{m}_mean"] == row[f"{m}_mean"]), default=None)
+        hist = min(((row[f"{m}_mean"], m) for m in HISTORY if row[f"{m}_mean"] == row[f"{m}_mean"]), default=None)
+        row["best_one_frame"] = one[1] if one else ""
+        row["best_history"] = hist[1] if hist else ""
+        row["ratio_best"] = one[0] / hist[0] if one and hist else float("nan")
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -118,6 +121,10 @@ def _fmt(mean: float, std: float, scale: float) -> str:
     if mean != mean:  # NaN
         return "–"
     return f"{mean * scale:.3f} ± {std * scale:.3f}"
+
+
+def _fmt_ratio(value: float, std: float) -> str:
+    return "–" if value != value else f"{value:.2f} ± {std:.2f}"
 
 
 def _record_meta(root: Path, cases: Sequence[str]) -> dict[str, Any]:
@@ -172,11 +179,21 @@ def write_history_table(results_dir: str | Path, out: str | Path, command: str |
     ]
     for _, r in table.iterrows():
         cells = [_fmt(r[f"{m}_mean"], r[f"{m}_std"], scale) for m in (*ONE_FRAME, *HISTORY)]
-        ratios = [f"{r['ratio_egnn-t/st-egnn']:.2f} ± {r['ratio_egnn-t/st-egnn_std']:.2f}",
-                  f"{r['ratio_egnn-t/estag']:.2f} ± {r['ratio_egnn-t/estag_std']:.2f}",
+        ratios = [_fmt_ratio(r["ratio_egnn-t/st-egnn"], r["ratio_egnn-t/st-egnn_std"]),
+                  _fmt_ratio(r["ratio_egnn-t/estag"], r["ratio_egnn-t/estag_std"]),
+                  "–" if r["ratio_best"] != r["ratio_best"] else
                   f"{r['ratio_best']:.2f} ({_LABEL[r['best_one_frame']]} / {_LABEL[r['best_history']]})"]
         lines.append(f"| {r['dataset']} | " + " | ".join(cells + ratios) + " |")
-    lines += ["", "Ratio ± is first-order error propagation from the seed stds.", "", "## Provenance", ""]
+    lines += ["", "Ratio ± is first-order error propagation from the seed stds.", ""]
+    lines += ["Epoch of best validation MSE (mean over seeds; the test MSE is taken there). A value at the end of the "
+              "budget means the model was still improving when training stopped:", ""]
+    lines += ["| dataset | " + " | ".join(_LABEL[m] for m in ONE_FRAME[1:] + HISTORY) + " | budget |",
+              "|---|" + "---|" * (len(ONE_FRAME) - 1 + len(HISTORY)) + "---|"]
+    for _, r in table.iterrows():
+        lines.append(f"| {r['dataset']} | " + " | ".join(
+            "–" if r[f"{m}_best_epoch"] != r[f"{m}_best_epoch"] else f"{r[f'{m}_best_epoch']:.0f}"
+            for m in ONE_FRAME[1:] + HISTORY) + f" | {r['epochs']} |")
+    lines += ["", "## Provenance", ""]
     lines.append(f"- Seeds: {', '.join(sorted(set(table.seeds)))}; epochs (trained models): "
                  f"{', '.join(str(e) for e in sorted(set(table.epochs.dropna().astype(int))))}")
     lines.append(f"- Commit(s): {', '.join(sorted(meta['git_commits']))}")

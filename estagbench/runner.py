@@ -59,6 +59,19 @@ class SequentialExecutor:
         return [fn(c) for c in cells]
 
 
+def model_source_sha256(name: str) -> str | None:
+    """SHA-256 of the source file that defines model ``name``: a stored result whose
+    model code has changed since is stale and is recomputed, never reused."""
+    import hashlib
+    import inspect
+
+    try:
+        path = inspect.getsourcefile(get_model_entry(name).builder)
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest() if path else None
+    except (OSError, TypeError):
+        return None
+
+
 def resolve_models(spec: str, family: str | None = None, multichannel: bool | None = None) -> list[str]:
     """``all`` (models the paper ran on this family), or a comma list validated by the registry."""
     if spec.strip() == "all":
@@ -159,14 +172,19 @@ def run_plan(plan: RunPlan, executor: Executor | None = None, progress: bool = T
                 cells.append(Cell(model, plan.dataset, case, seed, conf, config_hash(conf)))
 
         def run_cell(cell: Cell) -> dict[str, Any] | None:
+            source = model_source_sha256(cell.model)
             if plan.store.has(cell.id):
                 rec = plan.store.get(cell.id)
-                say(f"skip {cell.model} {plan.dataset}/{cell.case} seed {cell.seed}: stored (test MSE {rec['metrics']['test_mse']:.6g})")
-                return rec
+                stored = rec.get("model_source_sha256")
+                if stored is None or stored == source:
+                    say(f"skip {cell.model} {plan.dataset}/{cell.case} seed {cell.seed}: stored (test MSE {rec['metrics']['test_mse']:.6g})")
+                    return rec
+                say(f"rerun {cell.model} {plan.dataset}/{cell.case} seed {cell.seed}: its source changed since the stored result")
             t0 = time.time()
             out = train_model(cell.model, prepared, cell.seed, plan.train, run_dir=plan.store.run_dir(cell.id), progress=progress)
             rec = {
                 "model": cell.model, "dataset": plan.dataset, "case": cell.case, "seed": cell.seed,
+                "model_source_sha256": source,
                 "family": data.dataset, "config": plan.train.as_dict(), "config_hash": cell.chash,
                 "data_params": data.params, "split_hash": shash, "split_sizes": sizes, "split_file": str(split_file),
                 "metrics": out.metrics, "timings": out.timings, "num_params": out.num_params,

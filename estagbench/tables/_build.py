@@ -61,7 +61,7 @@ class Table:
     format (caption, budget, provenance); ``columns`` may be a subset of the spec's.
     """
 
-    spec: Any  # TableSpec (Any keeps dataclass repr short)
+    spec: TableSpec
     datasets: dict[str, str]
     cells: dict[tuple[str, str], Cell]
     meta: dict[str, str] = field(default_factory=dict)

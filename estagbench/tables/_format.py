@@ -163,11 +163,19 @@ def _nan(v: object) -> bool:
 _HIDDEN_META = ("table", "title", "caption")
 
 
+def _budget_line(table: Table) -> str:
+    """``Data: md17 (ethanol); epochs 500; seeds 1,2,3.`` from the header."""
+    m = table.meta
+    parts = [f"Data: {m.get('datasets', '')}"]
+    parts += [f"{k} {m[k]}" for k in ("epochs", "seeds") if m.get(k, "–") != "–"]
+    return "; ".join(parts) + "."
+
+
 def to_markdown(table: Table) -> str:
     """GitHub Markdown: title, the table (bold best, underlined second), then the header list."""
     spec = table.spec
     marks = table.marks()
-    out = [f"**Table {spec.number}.** {spec.caption}" + (f" [{table.variant}]" if table.variant else "") + ".", ""]
+    out = [f"**Table {spec.number}.** {spec.caption}. {_budget_line(table)}", ""]
     head = [spec.corner or " "] + [c.label for c in table.columns]
     out.append("| " + " | ".join(head) + " |")
     out.append("|:--|" + "--:|" * len(table.columns))

@@ -245,7 +245,7 @@ def plot_curves(
         ax.set_xlabel("epoch")
         ax.set_ylabel(title + unit)
         ax.grid(True, which="both", alpha=0.3)
-    ax_val.legend(fontsize=7, loc="upper right")
+    ax_val.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.suptitle(f"Training curves: {dataset}" + (f"/{case}" if case else ""))
     return fig
 

@@ -515,3 +515,31 @@ def test_leaderboards_agree_with_their_csv():
         for key in ("command", "budget", "commit", "versions", "machine", "wall_time"):
             assert table.meta.get(key), f"{path.name}: header lacks {key}"
         assert table.meta["command"].startswith("estagbench reproduce"), f"{path.name} was not made by reproduce"
+
+
+def test_plan_table_groups_the_cells_each_table_needs():
+    from estagbench.tables._reproduce import plan_table
+
+    groups, _, _ = plan_table(get_table_spec(5), cases=["ethanol"], model_hparams={"layers": 2})
+    assert [g.hparams for g in groups] == [
+        {"layers": 1},
+        {},
+        {"layers": 3},
+        {"layers": 4},
+        {"layers": 5},
+        {"layers": 6},
+    ]
+    assert all(g.models == ["estag"] and g.cases == ["ethanol"] and g.history == 10 for g in groups)
+    groups, _, _ = plan_table(get_table_spec(6))
+    assert [g.history for g in groups] == [3, 5, 8, 10, 20, 30, 40, 50, 60, 70]
+    groups, _, _ = plan_table(get_table_spec(1), cases=["ethanol"])
+    assert len(groups) == 1 and groups[0].cases == ["ethanol"] and groups[0].columns == ["ethanol"]
+    assert groups[0].models[0] == "pt-s" and groups[0].models[-1] == "estag"
+    groups, _, _ = plan_table(get_table_spec(3), datasets=["motion-walk-30fps"])
+    assert [(g.dataset, g.columns) for g in groups] == [("motion-walk-30fps", ["walk"])]  # no basketball here
+    groups, _, _ = plan_table(get_table_spec(2), datasets=["adk-mini"])
+    assert "st-gmn" in groups[0].models  # ST_GMN is a protein-only row
+    with pytest.raises(ValueError, match="no row"):
+        plan_table(get_table_spec(1), models=["st-gmn"])
+    with pytest.raises(ValueError, match="no case"):
+        plan_table(get_table_spec(1), cases=["caffeine"])

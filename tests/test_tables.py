@@ -543,3 +543,12 @@ def test_plan_table_groups_the_cells_each_table_needs():
         plan_table(get_table_spec(1), models=["st-gmn"])
     with pytest.raises(ValueError, match="no case"):
         plan_table(get_table_spec(1), cases=["caffeine"])
+
+
+def test_a_lone_value_is_not_marked(tmp_path):
+    s = ResultStore(tmp_path / "res")
+    _put(s, "estag", "motion-walk-30fps", "walk-30fps", 1, 0.0046)
+    (t,) = build_tables(get_table_spec(9), load_records(s.root))
+    assert t.stem == "table9-motion-walk-30fps" and t.display("estag", "mse") == pytest.approx(0.046)
+    assert t.marks() == {}
+    assert not [line for line in to_markdown(t).splitlines() if line.startswith("|") and "**" in line]

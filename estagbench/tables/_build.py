@@ -125,8 +125,8 @@ def rank_marks(table: Table) -> dict[tuple[str, str], str]:
     """Best (lowest) and second-best printed values along the spec's rank axis.
 
     Ranks use the values as printed (rounded to :data:`DECIMALS`), so ties share a
-    mark as in the paper (Table 1, benzene: two underlined 0.106).  "Second" is only
-    marked when at least three values compete; unranked columns (TIME) get none.
+    mark as in the paper (Table 1, benzene: two underlined 0.106).  A lone value gets
+    no mark, "second" needs at least three values; unranked columns (TIME) get none.
     """
     spec = table.spec
     cols = [c for c in table.columns if c.ranked]
@@ -137,8 +137,8 @@ def rank_marks(table: Table) -> dict[tuple[str, str], str]:
     out: dict[tuple[str, str], str] = {}
     for group in groups:
         vals = {k: round(v, DECIMALS) for k in group if (v := table.display(*k)) is not None}
-        if not vals:
-            continue
+        if len(vals) < 2:
+            continue  # nothing to compare with
         distinct = sorted(set(vals.values()))
         for k, v in vals.items():
             if v == distinct[0]:

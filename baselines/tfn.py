@@ -43,6 +43,13 @@ Deviations from the original TFN, documented as the issue asks:
   output layer);
 * velocities are not an input (``protocol.md``): frame ``t`` sees only its positions
   and the embedded node features.
+
+Implementation: the channel-wise product is :class:`ChannelwiseTensorProduct`, which
+equals e3nn's ``o3.TensorProduct`` with ``uvu`` instructions (weights, normalisation
+and output layout; checked in ``tests/test_baselines_e3nn.py``) but contracts the
+Clebsch-Gordan coefficients with ``Y`` once and applies batched matmuls.  The B x T
+frame graphs run at once in a node-major layout ``(N, B*T, dim)`` so that gathers and
+the ``index_add_`` scatter act on the leading, contiguous axis.
 """
 
 from __future__ import annotations

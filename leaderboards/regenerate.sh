@@ -16,7 +16,7 @@ OUT=${OUT:-estagbench-results}
 ONLY=${ONLY:-"1 2 3 fig"}
 export ESTAGBENCH_DATA=${ESTAGBENCH_DATA:-$(cd .. && pwd)/shared/data}
 EB=${EB:-estagbench}
-LB=leaderboards
+LB=${LB:-leaderboards}
 ETHANOL=(--molecules ethanol --split-margin 0 --split-fractions 0.3,0.15,0.15)
 
 want() { [[ " $ONLY " == *" $1 "* ]]; }

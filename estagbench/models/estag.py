@@ -33,6 +33,19 @@ behaviour of the authors' public code (read for facts, nothing copied):
   scores are plain dot products; the temporal displacement ``x(t) - x(s)`` is not
   normalised.
 * Activation: SiLU for single-channel data, LeakyReLU(0.2) for multi-channel data.
+* ``c_i``: Eq. 5's ``||f_i(k)||^2`` by default (``amplitude="paper"``); the authors' code
+  uses ``|sum_d f_id(k)^2|`` (``amplitude="authors"``, also invariant).  Both reach the same
+  error on the ethanol slice (3 seeds each, see the project notes), so the paper's form is kept.
+
+Implementation (dense batches, no per-sample graph offsets): every tensor is laid out
+``(B, N, T, ...)``; message passing gathers along the node axis with the case's single
+``edge_index`` and scatters back with ``index_add_``.  Terms that do not depend on the
+sample or the frame are computed once at that size (``h(0)`` at batch size 1, ``A_ij`` and
+``c_i`` once per sample for all frames), the first layer of every MLP is split so that node
+terms are computed per node before being gathered per edge, the DFT is one matmul with a
+precomputed ``(2(T-1), T)`` matrix, and the ETM coordinate update shares the attention
+product with the feature update.  The last block skips the feature updates whose result
+the pooling never reads.
 
 Inspecting a trained model (Figure 7 of the paper): ``model(batch, return_details=True)``
 returns ``(prediction, details)`` with ``details["attention"]`` a list of L tensors
@@ -69,26 +82,6 @@ def _activation(name: str) -> nn.Module:
         return table[name]()
     except KeyError:
         raise ValueError(f"unknown activation {name!r}; expected one of {sorted(table)}") from None
-
-
-class _ContiguousGrad(torch.autograd.Function):
-    """Identity whose backward makes the incoming gradient contiguous.
-
-    Activation backward kernels are several times slower on strided gradients
-    (e.g. a slice of the gradient of a concatenation); this keeps them on the fast path.
-    """
-
-    @staticmethod
-    def forward(ctx: Any, x: Tensor) -> Tensor:
-        return x
-
-    @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> Tensor:
-        return grad.contiguous()
-
-
-def _contiguous_grad(x: Tensor) -> Tensor:
-    return _ContiguousGrad.apply(x) if torch.is_grad_enabled() and x.requires_grad else x
 
 
 def _tiny_linear(in_dim: int, out_dim: int) -> nn.Linear:
@@ -263,7 +256,10 @@ class ESM(nn.Module):
         self.coord_out = _tiny_linear(hidden, channels)
         self.act = _activation(act)
 
-    def forward(self, h: Tensor, x: Tensor, a: Tensor | None, c: Tensor | None, graph: _Graph) -> tuple[Tensor, Tensor]:
+    def forward(
+        self, h: Tensor, x: Tensor, a: Tensor | None, c: Tensor | None, graph: _Graph, update_h: bool = True
+    ) -> tuple[Tensor, Tensor]:
+        """One ESM layer on all frames; ``update_h=False`` skips the (then unused) feature update."""
         H, C = self.hidden, self.channels
         w = self.edge_in.weight
         # The first layer of phi_m is applied piecewise: node terms at node level, then gathered.
@@ -272,8 +268,8 @@ class ESM(nn.Module):
         if C == 1:
             z = z.squeeze(-2)  # (B, E, T, 3)
             radial = (z * z).sum(-1, keepdim=True)  # ||x_ij||^2, (B, E, T, 1)
-            unit = z / radial.clamp_min(1e-24).sqrt()  # x_ij / max(||x_ij||, 1e-12)
-            pre = pre + radial * w[:, 2 * H].view(1, 1, 1, H)
+            inv_norm = radial.clamp_min(1e-24).rsqrt()  # 1 / max(||x_ij||, 1e-12)
+            pre = torch.addcmul(pre, radial, w[:, 2 * H])
         else:
             gram = torch.matmul(z, z.transpose(-1, -2)).flatten(-2)  # (B, E, T, C*C)
             radial = F.normalize(gram, p=2.0, dim=-1)
@@ -286,10 +282,12 @@ class ESM(nn.Module):
 
         phi = self.coord_out(self.act(self.coord_in(m)))  # (B, E, T, C)
         if C == 1:
-            dx = graph.mean(unit * phi).unsqueeze(-2)  # (B, N, T, 1, 3)
+            dx = graph.mean(z * (phi * inv_norm)).unsqueeze(-2)  # unit vector x_ij/||x_ij|| times phi; (B, N, T, 1, 3)
         else:
             dx = graph.mean(z * phi.unsqueeze(-1))  # (B, N, T, C, 3)
         x = x + dx
+        if not update_h:
+            return h, x
 
         wn = self.node_in.weight
         agg = graph.sum(m)  # (B, N, T, H)
@@ -326,40 +324,50 @@ class ETM(nn.Module):
         self.k = nn.Sequential(nn.Linear(hidden, hidden), _activation(act), nn.Linear(hidden, hidden), _activation(act))
         self.v = nn.Sequential(nn.Linear(hidden, hidden), _activation(act), nn.Linear(hidden, hidden), _activation(act))
         self.coord = nn.Sequential(nn.Linear(hidden, hidden), _activation(act), _tiny_linear(hidden, channels))
+        self._mask_cache: Tensor | None = None
 
-    @staticmethod
-    def _mlp(mlp: nn.Sequential, h: Tensor, pad: int = 0) -> Tensor:
-        """``act(L2(act(L1(h))))``, the output zero-padded by ``pad`` columns via padded weights."""
-        l1, a1, l2, a2 = mlp
-        u = a1(l1(h))
-        if pad:
-            return a2(F.linear(u, F.pad(l2.weight, (0, 0, 0, pad)), F.pad(l2.bias, (0, pad))))  # act(0) = 0
-        return a2(l2(u))
+    def _qkv(self, h: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """The three MLPs ``act(L2(act(L1(h))))`` evaluated together: the first layers stacked
+        into one ``(3H, H)`` layer, the second ones into one block-diagonal ``(3H, 3H)`` layer."""
+        H, act = self.hidden, self.q[1]
+        l1, l2 = (self.q[0], self.k[0], self.v[0]), (self.q[2], self.k[2], self.v[2])
+        u = act(F.linear(h, torch.cat([m.weight for m in l1]), torch.cat([m.bias for m in l1])))  # (.., 3H)
+        out = act(F.linear(u, torch.block_diag(*[m.weight for m in l2]), torch.cat([m.bias for m in l2])))
+        q, k, v = out.split(H, dim=-1)
+        return q, k, v
 
-    def forward(self, h: Tensor, x: Tensor, return_alpha: bool = False) -> tuple[Tensor, Tensor, Tensor | None]:
+    def _causal_mask(self, t: int, like: Tensor) -> Tensor:
+        """``(T, T)`` additive mask: 0 where ``s <= t``, ``-inf`` above the diagonal (cached)."""
+        m = self._mask_cache
+        if m is None or m.shape[0] != t or m.dtype != like.dtype or m.device != like.device:
+            m = torch.full((t, t), float("-inf"), dtype=like.dtype, device=like.device).triu_(1)
+            self._mask_cache = m
+        return m
+
+    def forward(
+        self, h: Tensor, x: Tensor, return_alpha: bool = False, update_h: bool = True
+    ) -> tuple[Tensor, Tensor, Tensor | None]:
+        """One ETM layer; ``update_h=False`` skips the feature update (unused after the last block).
+
+        Returns the new ``h``, ``x`` and, if ``return_alpha``, the attention ``(B, N, T, T)``.
+        """
         H, C, T = self.hidden, x.shape[-2], h.shape[2]
-        v = _contiguous_grad(self._mlp(self.v, h))  # (B, N, T, H)
+        q, k, v = self._qkv(h)  # (B, N, T, H) each
         phi = self.coord(v)  # (B, N, T, C): one scalar per key frame s (and channel)
+        scores = torch.matmul(q, k.transpose(-1, -2))  # (B, N, T, T): row t (query), column s (key); no 1/sqrt(d)
+        if self.causal:
+            scores = scores + self._causal_mask(T, scores)
+        alpha = torch.softmax(scores, dim=-1)
         # sum_s a_ts (x_t - x_s) phi_s = x_t (sum_s a_ts phi_s) - sum_s a_ts (phi_s x_s): both sums are
-        # attention-weighted values, so h, phi and phi*x share one attention product.
-        vals = torch.cat([v, phi, (x * phi.unsqueeze(-1)).flatten(-2)], dim=-1)  # (B, N, T, H + 4C)
-        alpha = None
-        if return_alpha:
-            q, k = self._mlp(self.q, h), self._mlp(self.k, h)  # (B, N, T, H)
-            scores = torch.matmul(q, k.transpose(-1, -2))  # (B, N, T, T): row t (query), column s (key)
-            if self.causal:
-                scores = scores.masked_fill(torch.ones(T, T, dtype=torch.bool, device=h.device).triu_(1), float("-inf"))
-            alpha = torch.softmax(scores, dim=-1)
-            out = torch.matmul(alpha, vals)
-        else:
-            # Same maths through the fused kernel (no 1/sqrt(d) scaling, as in Eq. 10).  q and k carry
-            # 4C zero columns so that all three share one width (needed by the fast CPU kernel).
-            pad = 4 * C
-            q, k = self._mlp(self.q, h, pad), self._mlp(self.k, h, pad)
-            out = F.scaled_dot_product_attention(q, k, vals, is_causal=self.causal, scale=1.0)
-        h = h + out[..., :H]
-        x = x + x * out[..., H : H + C].unsqueeze(-1) - out[..., H + C :].unflatten(-1, (C, 3))
-        return h, x, alpha
+        # attention-weighted values, so they share one product with v.
+        px = (x * phi.unsqueeze(-1)).flatten(-2)  # (B, N, T, 3C)
+        vals = torch.cat([v, phi, px] if update_h else [phi, px], dim=-1)  # (B, N, T, [H +] 4C)
+        out = torch.matmul(alpha, vals)
+        off = H if update_h else 0
+        if update_h:
+            h = h + out[..., :H]
+        x = x + x * out[..., off : off + C].unsqueeze(-1) - out[..., off + C :].unflatten(-1, (C, 3))
+        return h, x, (alpha if return_alpha else None)
 
 
 # --------------------------------------------------------------------------- ESTAG
@@ -445,6 +453,16 @@ class ESTAG(nn.Module):
         n_w = k if pooling == "equivariant" else self.history
         self.pool = nn.Parameter(torch.zeros(n_w))
 
+    def _graph(self, edge_index: Tensor, n: int, dtype: torch.dtype) -> _Graph:
+        """The :class:`_Graph` of ``edge_index``, cached while the same tensor comes back."""
+        key = (edge_index, edge_index._version, n, dtype, edge_index.device)
+        cached = getattr(self, "_graph_cache", None)
+        if cached is not None and cached[0][0] is edge_index and cached[0][1:] == key[1:]:
+            return cached[1]
+        graph = _Graph(edge_index, n, dtype)
+        self._graph_cache = (key, graph)
+        return graph
+
     def pool_weights(self) -> Tensor:
         """The ``(T,)`` weights the output gives to the T frames of the last block.
 
@@ -462,7 +480,7 @@ class ESTAG(nn.Module):
                 f"ESTAG was built for x of shape (B, {self.history}, N, {self.channels}, 3), got {tuple(x_in.shape)}"
             )
         n = x_in.shape[2]
-        graph = _Graph(batch.edge_index, n, x_in.dtype)
+        graph = self._graph(batch.edge_index, n, x_in.dtype)
         x = x_in.permute(0, 2, 1, 3, 4)  # (B, N, T, C, 3)
         # h_i(t) = Linear(z_i) + Emb(t): the same for every sample, so kept at batch size 1.
         h = (self.embed(batch.h.to(x.dtype)).unsqueeze(1) + self.time_embed.weight.to(x.dtype)).unsqueeze(0)  # (1, N, T, H)
@@ -475,9 +493,10 @@ class ESTAG(nn.Module):
             a, c = batch.edge_attr.to(x.dtype).unsqueeze(0), None
         attn = []
         for i, esm in enumerate(self.esm):
-            h, x = esm(h, x, a, c, graph)
+            last = i == len(self.esm) - 1
+            h, x = esm(h, x, a, c, graph, update_h=not last or self.etm is not None)
             if self.etm is not None:
-                h, x, alpha = self.etm[i](h, x, return_alpha=return_details)
+                h, x, alpha = self.etm[i](h, x, return_alpha=return_details, update_h=not last)
                 attn.append(alpha)
 
         last = x[:, :, -1]  # (B, N, C, 3)

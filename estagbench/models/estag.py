@@ -555,7 +555,7 @@ class STAG(nn.Module):
         feats = torch.cat([batch.h.to(x.dtype).expand(B, T, N, -1), x.flatten(-2)], -1)  # (B, T, N, F + 3C)
         h = (self.embed(feats) + self.time_embed.weight.to(x.dtype)[None, :, None]).transpose(1, 2)  # (B, N, T, H)
         e = batch.edge_attr.to(x.dtype)[None, :, None].expand(B, -1, T, -1)
-        for i, (edge_mlp, node_mlp) in enumerate(zip(self.edge_mlps, self.node_mlps)):
+        for i, (edge_mlp, node_mlp) in enumerate(zip(self.edge_mlps, self.node_mlps, strict=True)):
             m = edge_mlp(torch.cat([graph.src(h), graph.dst(h), e], -1))
             h = h + node_mlp(torch.cat([h, graph.sum(m)], -1))
             if self.attn is not None:

@@ -296,3 +296,17 @@ def test_short_training_beats_pt_t_on_real_ethanol(ethanol_case) -> None:
         warnings.simplefilter("ignore")
         out = train_model("estag", ethanol_case, seed=1, config=TrainConfig(epochs=20, lr=5e-3))
     assert out.metrics["val_mse"] < 0.7 * pt_t, (out.metrics, pt_t)
+
+
+def test_shared_mlp() -> None:
+    from estagbench.nn import MLP
+
+    m = MLP(3, 8, 2)
+    assert [type(x) for x in m] == [nn.Linear, nn.SiLU, nn.Linear]
+    assert m(torch.randn(4, 5, 3)).shape == (4, 5, 2)
+    deep = MLP(3, 8, 2, layers=3, act=nn.ReLU, act_last=True, bias_last=False)
+    assert [type(x) for x in deep] == [nn.Linear, nn.ReLU, nn.Linear, nn.ReLU, nn.Linear, nn.ReLU]
+    assert deep[-2].bias is None and (deep(torch.randn(6, 3)) >= 0).all()
+    assert len(MLP(3, 8, 2, layers=1)) == 1
+    with pytest.raises(ValueError, match="layers"):
+        MLP(3, 8, 2, layers=0)

@@ -102,12 +102,14 @@ def test_rollout_command_on_real_ethanol(shared_data, tmp_path) -> None:
 
     if not (shared_data / "md17" / "md17_ethanol.npz").exists():
         pytest.skip("md17_ethanol.npz missing")
+    threads = torch.get_num_threads()  # --threads sets torch's global thread count; restore it
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         rc = main(["rollout", "--models", "pt-t,estag-full-attn", "--dataset", "md17", "--molecules", "ethanol",
                    "--data-dir", str(shared_data), "--split-margin", "0", "--split-fractions", "0.3,0.15,0.15",
                    "--steps", "4", "--seeds", "1", "--epochs", "2", "--threads", "1", "--out", str(tmp_path),
                    "--no-progress"])
+    torch.set_num_threads(threads)
     assert rc == 0
     rows = list(csv.DictReader(open(tmp_path / "rollout" / "rollout-md17-ethanol.csv")))
     assert {r["model"] for r in rows} == {"pt-t", "estag-full-attn"}

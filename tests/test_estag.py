@@ -93,6 +93,14 @@ def test_e3_equivariance(name: str, channels: int) -> None:
         assert_equivariant(model, batch, atol=1e-10)
 
 
+@pytest.mark.parametrize("hp", [{"amplitude": "authors"}, {"layers": 3}, {"layers": 1, "attention": "full"}])
+def test_e3_equivariance_other_settings(hp: dict) -> None:
+    for channels in (1, 4):
+        model, batch = _build("estag", channels, **hp)
+        with torch.no_grad():
+            assert_equivariant(model, batch, atol=1e-10)
+
+
 @pytest.mark.parametrize("channels", [1, 4])
 def test_stag_is_not_equivariant(channels: int) -> None:
     model, batch = _build("stag", channels)

@@ -5,6 +5,8 @@
 # One budget per table, the same for every model of the table, recorded in each file's header:
 #   EPOCHS_T1, EPOCHS_T2, EPOCHS_T3, EPOCHS_T6 (default: EPOCHS, default 500, the paper's), SEEDS (default 1,2,3).
 # Finished cells are stored under $OUT and skipped on a rerun, so an interrupted run resumes.
+#   MODELS_T1, MODELS_T2, MODELS_T3: comma lists restricting a table's rows (default: every row the paper has)
+#   ROLLOUT_EPOCHS, ROLLOUT_SEEDS: budget of the Figure 5 rollout models (default: EPOCHS_T1, SEEDS)
 #   ONLY="1 3"        regenerate only these parts (1, 2, 3 = tables; 6 = the T sweep and its figure; fig = ethanol figures)
 #   ESTAGBENCH_DATA   the data folder (default ../shared/data)
 set -euo pipefail
@@ -22,15 +24,15 @@ ETHANOL=(--molecules ethanol --split-margin 0 --split-fractions 0.3,0.15,0.15)
 want() { [[ " $ONLY " == *" $1 "* ]]; }
 
 if want 1; then  # Table 1: MD17, the ethanol slice available here (non-official: first 2000 frames)
-  $EB reproduce --table 1 "${ETHANOL[@]}" --epochs "${EPOCHS_T1:-$EPOCHS}" --seeds "$SEEDS" \
+  $EB reproduce --table 1 "${ETHANOL[@]}" --epochs "${EPOCHS_T1:-$EPOCHS}" --seeds "$SEEDS" ${MODELS_T1:+--models "$MODELS_T1"} \
     --out "$OUT" --tables-out "$LB" --compare-paper --no-progress
 fi
 if want 2; then  # Table 2: protein; adk-mini (the MDAnalysisTests DIMS paths) is what runs offline
-  $EB reproduce --table 2 --dataset adk-mini --epochs "${EPOCHS_T2:-$EPOCHS}" --seeds "$SEEDS" \
+  $EB reproduce --table 2 --dataset adk-mini --epochs "${EPOCHS_T2:-$EPOCHS}" --seeds "$SEEDS" ${MODELS_T2:+--models "$MODELS_T2"} \
     --out "$OUT" --tables-out "$LB" --compare-paper --no-progress
 fi
 if want 3; then  # Table 3: motion; walk from the 30 fps conversions of subject 35 (no basketball data here)
-  $EB reproduce --table 3 --dataset motion-walk-30fps --epochs "${EPOCHS_T3:-$EPOCHS}" --seeds "$SEEDS" \
+  $EB reproduce --table 3 --dataset motion-walk-30fps --epochs "${EPOCHS_T3:-$EPOCHS}" --seeds "$SEEDS" ${MODELS_T3:+--models "$MODELS_T3"} \
     --out "$OUT" --tables-out "$LB" --compare-paper --no-progress
 fi
 if want 6; then  # Table 6 and Figure 12: ESTAG on ethanol against the history T
@@ -40,8 +42,8 @@ if want 6; then  # Table 6 and Figure 12: ESTAG on ethanol against the history T
 fi
 if want fig; then  # ethanol figures from the Table 1 runs (same budget), plus the rollout of Figure 5
   E1=${EPOCHS_T1:-$EPOCHS}
-  $EB rollout --models estag-full-attn,st-egnn --dataset md17 "${ETHANOL[@]}" --steps 10 --epochs "$E1" \
-    --seeds "$SEEDS" --out "$OUT" --no-progress
+  $EB rollout --models estag-full-attn,st-egnn --dataset md17 "${ETHANOL[@]}" --steps 10 --epochs "${ROLLOUT_EPOCHS:-$E1}" \
+    --seeds "${ROLLOUT_SEEDS:-$SEEDS}" --out "$OUT" --no-progress
   $EB plot rollout --results "$OUT" --case ethanol --out "$LB/figures"
   $EB plot curves --results "$OUT" --case ethanol --epochs "$E1" --out "$LB/figures" \
     --models pt-t,egnn-t,st-gnn,st-tfn,st-se3,st-egnn,eqmotion,stgcn,agl-stan,estag

@@ -245,7 +245,7 @@ def add_rollout_parser(sub: Any) -> None:
     p.add_argument("--split", choices=["train", "val", "test"], default="test")
     p.add_argument("--seeds", type=_ints, default=None, help="comma list of seeds (default 1,2,3)")
     p.add_argument("--epochs", type=int, default=None, help="training epochs (default 500)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1, as `estagbench run`)")
     p.add_argument("--out", type=Path, default=Path("estagbench-results"))
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_rollout)

@@ -59,6 +59,7 @@ nodes (as in EqMotion), not only the dataset's edges.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -272,8 +273,6 @@ class EqMotion(nn.Module):
     symmetry="E3",
     paper="Xu et al. 2023, CVPR, arXiv:2303.10876 (EqMotion); as run in Wu et al. 2023 (ESTAG)",
 )
-def eqmotion(
-    info: DatasetInfo, hidden: int = 16, channels: int = 32, num_layers: int = 4, **kwargs: object
-) -> nn.Module:
+def eqmotion(info: DatasetInfo, hidden: int = 16, channels: int = 32, num_layers: int = 4, **kwargs: Any) -> nn.Module:
     """EqMotion: equivariant history encoder, interaction reasoning, residual decoder."""
-    return EqMotion(info, hidden=hidden, channels=channels, num_layers=num_layers, **kwargs)  # type: ignore[arg-type]
+    return EqMotion(info, hidden=hidden, channels=channels, num_layers=num_layers, **kwargs)

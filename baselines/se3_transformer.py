@@ -49,6 +49,7 @@ Deviations, documented as the issue asks:
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from e3nn import o3
@@ -228,6 +229,8 @@ class STSE3Transformer(FramewiseST):
     symmetry="E3",
     paper="Fuchs et al. 2020, arXiv:2006.10503 (SE(3)-Transformer); ST_ variant: Wu et al. 2023 (ESTAG) Sec. 5.1",
 )
-def st_se3(info: DatasetInfo, hidden: int = 16, num_layers: int = 2, radial_hidden: int = 32, **kwargs) -> nn.Module:
+def st_se3(
+    info: DatasetInfo, hidden: int = 16, num_layers: int = 2, radial_hidden: int = 32, **kwargs: Any
+) -> nn.Module:
     """ST_SE(3)-Transformer: SE(3)-Transformer (e3nn, l <= 2) per frame + softmax temporal pooling."""
     return STSE3Transformer(info, hidden=hidden, num_layers=num_layers, radial_hidden=radial_hidden, **kwargs)

@@ -55,7 +55,6 @@ the ``index_add_`` scatter act on the leading, contiguous axis.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 from e3nn import o3
@@ -556,8 +555,6 @@ class STTFN(FramewiseST):
     symmetry="E3",
     paper="Thomas et al. 2018, arXiv:1802.08219 (TFN); ST_ variant: Wu et al. 2023 (ESTAG) Sec. 5.1",
 )
-def st_tfn(
-    info: DatasetInfo, hidden: int = 16, num_layers: int = 3, radial_hidden: int = 32, **kwargs: Any
-) -> nn.Module:
+def st_tfn(info: DatasetInfo, hidden: int = 16, num_layers: int = 3, radial_hidden: int = 32, **kwargs) -> nn.Module:
     """ST_TFN: Tensor Field Network (e3nn, l <= 2) per frame + softmax temporal pooling."""
     return STTFN(info, hidden=hidden, num_layers=num_layers, radial_hidden=radial_hidden, **kwargs)

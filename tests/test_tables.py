@@ -499,7 +499,7 @@ LEADERBOARDS = REPO / "leaderboards"
 
 
 def _leaderboard_csvs() -> list[Path]:
-    return sorted(LEADERBOARDS.glob("*.csv")) if LEADERBOARDS.is_dir() else []
+    return sorted(LEADERBOARDS.glob("table*.csv")) if LEADERBOARDS.is_dir() else []
 
 
 @pytest.mark.skipif(not _leaderboard_csvs(), reason="no committed leaderboard CSV under leaderboards/ yet")

@@ -71,11 +71,11 @@ DATASETS: dict[str, DatasetSpec] = {
         DatasetSpec("motion-basketball", "motion", ("basketball",), "estagbench.data._loaders:motion", 5e-3,
                     "CMU mocap subject 102 basketball, 120 fps (Table 3)", "3", scale=1e1),
         DatasetSpec("peptide-explicit", "peptide", ("explicit",), "estagbench.data._loaders:peptide", 5e-3,
-                    "alanine dipeptide, OpenMM with explicit TIP3P water (solvent hidden); generated offline", offline=True, scale=1e3),
+                    "Val-Glu-Val tripeptide (MDAnalysisTests bala.prmtop), OpenMM with explicit TIP3P water (solvent hidden); generated offline", offline=True, scale=1e3),
         DatasetSpec("peptide-implicit", "peptide", ("implicit",), "estagbench.data._loaders:peptide", 5e-3,
-                    "alanine dipeptide, OpenMM with GBn2 implicit water; generated offline", offline=True, scale=1e3),
+                    "Val-Glu-Val tripeptide (MDAnalysisTests bala.prmtop), OpenMM with GBn2 implicit water; generated offline", offline=True, scale=1e3),
         DatasetSpec("peptide-vacuum", "peptide", ("vacuum",), "estagbench.data._loaders:peptide", 5e-3,
-                    "alanine dipeptide, OpenMM in vacuum; generated offline", offline=True, scale=1e3),
+                    "Val-Glu-Val tripeptide (MDAnalysisTests bala.prmtop), OpenMM in vacuum; generated offline", offline=True, scale=1e3),
     ]
 }
 

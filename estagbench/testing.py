@@ -10,7 +10,7 @@ equivariant.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
@@ -24,6 +24,7 @@ __all__ = [
     "equivariance_error",
     "assert_equivariant",
     "permutation_error",
+    "training_losses",
 ]
 
 
@@ -143,3 +144,27 @@ def permutation_error(fn: Callable[[Batch], Tensor] | nn.Module, info: DatasetIn
         extra=dict(batch.extra),
     )
     return float((fn(permuted) - out[:, perm]).abs().max())
+
+
+def training_losses(model: nn.Module, batch: Batch, steps: int, lr: float = 5e-3, weight_decay: float = 1e-12) -> tuple[float, float]:
+    """MSE on ``batch`` before and after ``steps`` Adam steps on it (the paper's optimiser).
+
+    The shared body of every "a few steps on real data lower the training loss" test.
+    """
+    if batch.y is None:
+        raise ValueError("training_losses needs a batch with targets y")
+    optim = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+
+    def loss() -> Tensor:
+        return torch.mean((model(batch) - batch.y) ** 2)
+
+    with torch.no_grad():
+        before = float(loss())
+    for _ in range(steps):
+        optim.zero_grad(set_to_none=True)
+        value = loss()
+        value.backward()
+        optim.step()
+    with torch.no_grad():
+        after = float(loss())
+    return before, after

@@ -17,19 +17,12 @@ from estagbench.testing import (
     random_batch,
     random_info,
     random_orthogonal,
+    training_losses,
 )
 
 MODELS = ("st-tfn", "st-se3")
 
 
-@pytest.fixture(autouse=True)
-def _seed_and_one_thread():
-    """Seed torch; one thread (small tensors; the cores are shared)."""
-    torch.manual_seed(0)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture
@@ -219,15 +212,5 @@ def test_training_lowers_loss_on_ethanol(name: str, ethanol_case) -> None:
     x, y = train.x[:50], train.y[:50]
     torch.manual_seed(0)
     model = create_model(name, info, hidden=16)
-    optim = torch.optim.Adam(model.parameters(), lr=5e-3, weight_decay=1e-12)
-    batch = Batch.from_info(info, x, y)
-    losses = []
-    for _ in range(6):
-        loss = ((model(batch) - y) ** 2).mean()
-        optim.zero_grad()
-        loss.backward()
-        optim.step()
-        losses.append(loss.item())
-    with torch.no_grad():
-        final = float(((model(batch) - y) ** 2).mean())
-    assert final < 0.7 * losses[0], losses + [final]
+    before, after = training_losses(model, Batch.from_info(info, x, y), steps=6)
+    assert after < 0.7 * before, (before, after)

@@ -17,19 +17,12 @@ from estagbench.testing import (
     permutation_error,
     random_batch,
     random_info,
+    training_losses,
 )
 
 MODELS = ("egnn-s", "egnn-m", "egnn-t", "st-egnn", "st-gmn")
 
 
-@pytest.fixture(autouse=True)
-def _seed_and_one_thread():
-    """Seed torch; run on one thread (tiny tensors; avoids oversubscribing shared cores)."""
-    torch.manual_seed(0)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _boost_coordinate_heads(model: nn.Module, std: float = 0.3) -> None:
@@ -291,19 +284,5 @@ def test_training_steps_lower_loss_on_ethanol(ethanol_case, name: str) -> None:
     model = create_model(name, info, hidden=16)
     train = ethanol_case.splits["train"]
     x, y = train.x[:100], train.y[:100]
-    batch = Batch.from_info(info, x, y)
-    optim = torch.optim.Adam(model.parameters(), lr=5e-3, weight_decay=1e-12)
-
-    def loss() -> torch.Tensor:
-        return ((model(batch) - y) ** 2).mean()
-
-    with torch.no_grad():
-        before = float(loss())
-    for _ in range(40):
-        optim.zero_grad()
-        value = loss()
-        value.backward()
-        optim.step()
-    with torch.no_grad():
-        after = float(loss())
+    before, after = training_losses(model, Batch.from_info(info, x, y), steps=40)
     assert after < 0.99 * before, f"{name}: training loss {before:.4e} -> {after:.4e}"

@@ -17,13 +17,6 @@ MODELS = ("st-gnn", "stgcn", "agl-stan")
 RESIDUAL = ("stgcn", "agl-stan")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small tensors, shared cores: one intra-op thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def sparse_info(num_nodes: int = 6, num_channels: int = 1, history: int = 10, seed: int = 0) -> DatasetInfo:

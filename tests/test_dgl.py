@@ -28,12 +28,6 @@ needs_dgl = pytest.mark.skipif(
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def uneven_info(num_nodes: int = 7, num_channels: int = 1, seed: int = 0) -> DatasetInfo:

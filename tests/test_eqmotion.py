@@ -16,17 +16,8 @@ from estagbench.testing import (
     permutation_error,
     random_batch,
     random_info,
+    training_losses,
 )
-
-
-@pytest.fixture(autouse=True)
-def _seed_and_one_thread():
-    """Seed torch; one thread (small tensors; the cores are shared)."""
-    torch.manual_seed(0)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _boost(model: nn.Module, std: float = 0.5) -> None:
@@ -145,15 +136,5 @@ def test_training_lowers_loss_on_ethanol(ethanol_case) -> None:
     x, y = train.x[:100], train.y[:100]
     torch.manual_seed(0)
     model = create_model("eqmotion", info, hidden=16)
-    optim = torch.optim.Adam(model.parameters(), lr=5e-3, weight_decay=1e-12)
-    batch = Batch.from_info(info, x, y)
-    losses = []
-    for _ in range(10):
-        loss = ((model(batch) - y) ** 2).mean()
-        optim.zero_grad()
-        loss.backward()
-        optim.step()
-        losses.append(loss.item())
-    with torch.no_grad():
-        final = float(((model(batch) - y) ** 2).mean())
-    assert final < 0.8 * losses[0], losses + [final]
+    before, after = training_losses(model, Batch.from_info(info, x, y), steps=10)
+    assert after < 0.8 * before, (before, after)

@@ -16,13 +16,6 @@ EQUIVARIANT = ("estag", "estag-no-edft", "estag-no-attn", "estag-no-pool", "esta
 ALL = EQUIVARIANT + ("stag",)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one thread avoids oversubscribing the shared cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _boost(model: nn.Module, std: float = 0.1, seed: int = 3) -> None:

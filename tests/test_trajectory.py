@@ -74,7 +74,7 @@ def test_case_graph_and_protocol_from_metadata(tmp_path):
                          metadata={"protocol": {"history": 5, "stride": 3}})
     data = load_case(str(p))
     assert (data.history, data.stride) == (5, 3)
-    hop = {(int(a), int(b)): int(h) for a, b, h in zip(*data.edge_index, data.edge_attr[:, 2])}
+    hop = {(int(a), int(b)): int(h) for a, b, h in zip(*data.edge_index, data.edge_attr[:, 2], strict=True)}
     assert hop[(0, 1)] == 1 and hop[(0, 2)] == 2 and (0, 3) not in hop
     data2 = load_case(str(p), history=4)
     assert data2.history == 4 and data2.stride == 3

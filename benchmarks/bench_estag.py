@@ -78,7 +78,7 @@ def adk_like_info(num_nodes: int = 213, contacts: int = 140, seed: int = 0) -> D
 def make_train_step(name: str, info: DatasetInfo, batch_size: int = BATCH) -> Callable[[], float]:
     torch.manual_seed(0)
     model = create_model(name, info, hidden=16)
-    optim = torch.optim.Adam(model.parameters(), lr=5e-3, weight_decay=1e-12)
+    optim = torch.optim.Adam(model.parameters(), lr=5e-3, weight_decay=1e-12, fused=True)
     start = 3.0 * torch.randn(batch_size, 1, info.num_nodes, info.num_channels, 3)
     x = start + 0.05 * torch.randn(batch_size, HISTORY, info.num_nodes, info.num_channels, 3).cumsum(1)
     y = x[:, -1] + 0.05 * torch.randn_like(x[:, -1])

@@ -83,7 +83,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     plan = plan_run(args.models, args.dataset, args.cases, list(args.seeds) if args.seeds else None, args.epochs,
                     args.preset, args.out, args.data_dir, args.device, args.lr, args.batch_size,
-                    model_hparams=args.model_hparams, **data_opts(args))
+                    model_hparams=args.model_hparams, optimizer=args.optimizer, **data_opts(args))
     records = run_plan(plan, progress=not args.no_progress)
     if not records:
         print("no results (every model was skipped)")
@@ -196,6 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=None, help="default 100")
     p.add_argument("--model-hparams", type=_hparams, default=None,
                    help="model hyper-parameters, e.g. layers=3 (part of the config hash)")
+    p.add_argument("--optimizer", choices=["adam-fused", "adam"], default="adam-fused",
+                   help="Adam as one fused kernel (default) or PyTorch's per-tensor loop (results stored before 2026-12)")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads (default 1: the graphs are small, and one thread is faster and reproducible)")

@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable, Protocol
 from .data import PreparedCase, get_dataset_spec, load_case, resolve_cases
 from .registry import get_model_entry, list_models
 from .results import ResultStore, cell_id, config_hash, provenance
-from .train import TrainConfig, train_model
+from .train import OPTIMIZERS, TrainConfig, train_model
 
 __all__ = ["PRESETS", "Cell", "Executor", "SequentialExecutor", "RunPlan", "plan_run", "run_plan", "resolve_models"]
 
@@ -111,6 +111,7 @@ def plan_run(
     lr: float | None = None,
     batch_size: int | None = None,
     model_hparams: dict[str, Any] | None = None,
+    optimizer: str = "adam-fused",
     **data_opts: Any,
 ) -> RunPlan:
     if preset not in PRESETS:
@@ -125,7 +126,10 @@ def plan_run(
         batch_size=100 if batch_size is None else batch_size,
         device=device,
         model_hparams=dict(model_hparams or {}),
+        optimizer=optimizer,
     )
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
     plan = RunPlan(dataset, case_list, [], list(seeds or p["seeds"]), cfg,
                    {k: v for k, v in data_opts.items() if v is not None}, data_dir, ResultStore(out))
     for n in names:

@@ -26,7 +26,7 @@ from .data.base import PreparedCase
 from .evaluate import Evaluator, iterate_batches, mse
 from .registry import create_model, get_model_entry
 
-__all__ = ["TrainConfig", "RunOutput", "seed_everything", "train_model"]
+__all__ = ["TrainConfig", "RunOutput", "OPTIMIZERS", "make_optimizer", "seed_everything", "train_model"]
 
 
 @dataclass
@@ -41,6 +41,10 @@ class TrainConfig:
     hidden: int = 16
     device: str = "cpu"
     model_hparams: dict[str, Any] = field(default_factory=dict)
+    #: ``"adam-fused"`` (one fused kernel per step; the default) or ``"adam"`` (PyTorch's
+    #: per-tensor loop, which results stored before 2026-12 used).  Same algorithm, different
+    #: rounding, so it is part of the configuration hash.
+    optimizer: str = "adam-fused"
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -57,12 +61,29 @@ class RunOutput:
     model: nn.Module
 
 
+OPTIMIZERS = ("adam-fused", "adam")
+
+
 def seed_everything(seed: int) -> None:
-    """Seed python, numpy and torch, and ask torch for deterministic kernels."""
+    """Seed python, numpy and torch, and ask torch for deterministic kernels.
+
+    Deterministic mode would also fill every new tensor with NaN (a debugging aid that
+    costs a pass over memory per allocation); that fill is switched off, since no kernel
+    here reads memory it has not written.
+    """
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.utils.deterministic.fill_uninitialized_memory = False
+
+
+def make_optimizer(params: Any, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """Adam with the configuration's learning rate and weight decay (protocol.md)."""
+    if cfg.optimizer not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {cfg.optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
+    fused = cfg.optimizer == "adam-fused"
+    return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused or None)
 
 
 def _write_curve(path: Path, curve: list[dict[str, float]]) -> None:
@@ -121,7 +142,7 @@ def train_model(
             curve=curve, num_params=num_params, model=model,
         )
 
-    optim = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optim = make_optimizer(model.parameters(), cfg)
     gen = torch.Generator().manual_seed(seed)
     best = {"val_mse": float("inf"), "test_mse": float("nan"), "best_epoch": -1}
     best_state: dict[str, Any] | None = None

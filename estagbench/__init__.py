@@ -4,8 +4,12 @@ Reproduces Wu et al., "Equivariant Spatio-Temporal Attentive Graph Networks to
 Simulate Physical Dynamics" (ESTAG, NeurIPS 2023) and its baselines under one protocol.
 """
 
-from .registry import create_model, get_model_entry, list_models, register_model
-from .types import Batch, DatasetInfo
+from ._memory import configure_allocator
+
+ALLOCATOR = configure_allocator()  # before torch is imported; see estagbench/_memory.py
+
+from .registry import create_model, get_model_entry, list_models, register_model  # noqa: E402
+from .types import Batch, DatasetInfo  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -16,6 +16,36 @@ EQUIVARIANT = ("estag", "estag-no-edft", "estag-no-attn", "estag-no-pool", "esta
 ALL = EQUIVARIANT + ("stag",)
 
 
+# ESTAG's modules work in a node-major layout (h (N, B, T, H), x (N, C, 3, B, T), edge
+# tensors (E, B, ...)); the tests below write their references in the batch-major layout
+# of the data, (B, N, T, ...), and go through these adapters.
+def _to_nm(x: torch.Tensor) -> torch.Tensor:
+    """(B, N, T, C, 3) -> (N, C, 3, B, T)."""
+    return x.permute(1, 3, 4, 0, 2)
+
+
+def _from_nm(x: torch.Tensor) -> torch.Tensor:
+    """(N, C, 3, B, T) -> (B, N, T, C, 3)."""
+    return x.permute(3, 0, 4, 1, 2)
+
+
+def _etm(etm: ETM, h: torch.Tensor, x: torch.Tensor, **kw: bool):
+    h1, x1, alpha = etm(h.transpose(0, 1), _to_nm(x), **kw)
+    return h1.transpose(0, 1), _from_nm(x1), None if alpha is None else alpha.transpose(0, 1)
+
+
+def _esm(esm: ESM, h, x, a, c, graph):
+    h1, x1 = esm(h.transpose(0, 1), _to_nm(x), None if a is None else a.transpose(0, 1),
+                 None if c is None else c.transpose(0, 1), graph)
+    return h1.transpose(0, 1), _from_nm(x1)
+
+
+def _edft(edft: EDFT, x: torch.Tensor, h0: torch.Tensor, graph: _Graph):
+    """x (B, N, T, 3), h0 (1, N, T, H) -> A (B, E, K), c (B, N, K), w (1, N, K)."""
+    a, c, w = edft(x.permute(1, 3, 0, 2), h0.transpose(0, 1), graph)
+    return a.transpose(0, 1), c.transpose(0, 1), w.transpose(0, 1)
+
+
 
 
 def _boost(model: nn.Module, std: float = 0.1, seed: int = 3) -> None:
@@ -139,7 +169,7 @@ def test_edft_features(amplitude: str) -> None:
     graph = _Graph(info.edge_index, 5, torch.float64)
     edft = EDFT(4, 8, use_filter=False, amplitude=amplitude).double()
     x = torch.randn(2, 5, 8, 3, dtype=torch.float64)
-    a, c, _ = edft(x, torch.zeros(1, 5, 8, 4, dtype=torch.float64), graph)
+    a, c, _ = _edft(edft, x, torch.zeros(1, 5, 8, 4, dtype=torch.float64), graph)
     f = torch.fft.fft(x - x.mean(1, keepdim=True), dim=2)[:, :, 1:]  # (B, N, K, 3) complex
     i, j = info.edge_index
     a_ref = (f[:, i].conj() * f[:, j]).sum(-1).abs()
@@ -152,7 +182,7 @@ def test_edft_filter_is_sigmoid_of_frame_features() -> None:
     edft = EDFT(4, 6, use_filter=True).double()
     info = random_info(num_nodes=3, history=6)
     h0 = torch.randn(1, 3, 6, 4, dtype=torch.float64)
-    _, _, w = edft(torch.randn(2, 3, 6, 3, dtype=torch.float64), h0, _Graph(info.edge_index, 3, torch.float64))
+    _, _, w = _edft(edft, torch.randn(2, 3, 6, 3, dtype=torch.float64), h0, _Graph(info.edge_index, 3, torch.float64))
     assert torch.allclose(w, torch.sigmoid(edft.filter(h0[:, :, 1:])).squeeze(-1))
 
 
@@ -165,21 +195,21 @@ def test_etm_forward_attention_is_causal(channels: int) -> None:
     h = torch.randn(2, 4, 10, 8, dtype=torch.float64)
     x = torch.randn(2, 4, 10, channels, 3, dtype=torch.float64)
     with torch.no_grad():
-        h0, x0, _ = etm(h, x)
+        h0, x0, _ = _etm(etm, h, x)
         for t in (3, 7):
             h2, x2 = h.clone(), x.clone()
             h2[:, :, t] += 1.0
             x2[:, :, t] += 0.5
-            h1, x1, _ = etm(h2, x2)
+            h1, x1, _ = _etm(etm, h2, x2)
             assert torch.equal(h1[:, :, :t], h0[:, :, :t]) and torch.equal(x1[:, :, :t], x0[:, :, :t])
             assert (h1[:, :, t:] - h0[:, :, t:]).abs().amax(dim=(0, 1, 3)).min() > 1e-6
             assert (x1[:, :, t:] - x0[:, :, t:]).abs().amax(dim=(0, 1, 3, 4)).min() > 1e-6
         # full attention (App. D.4) does look ahead
         etm.causal = False
-        hf, _, _ = etm(h, x)
+        hf, _, _ = _etm(etm, h, x)
         h2 = h.clone()
         h2[:, :, 7] += 1.0
-        hf2, _, _ = etm(h2, x)
+        hf2, _, _ = _etm(etm, h2, x)
         assert (hf2[:, :, :7] - hf[:, :, :7]).abs().max() > 1e-6
 
 
@@ -194,8 +224,8 @@ def test_etm_matches_eq_10_to_12(causal: bool, channels: int) -> None:
     h = torch.randn(2, 3, 6, 8, dtype=torch.float64)
     x = torch.randn(2, 3, 6, channels, 3, dtype=torch.float64)
     with torch.no_grad():
-        h1, x1, alpha = etm(h, x, return_alpha=True)
-        h2, x2, none = etm(h, x, update_h=False)
+        h1, x1, alpha = _etm(etm, h, x, return_alpha=True)
+        h2, x2, none = _etm(etm, h, x, update_h=False)
         q, k, v = etm.q(h), etm.k(h), etm.v(h)
         s = q @ k.transpose(-1, -2)
         if causal:
@@ -221,7 +251,7 @@ def test_esm_single_channel_matches_eq_6_to_9() -> None:
     a = torch.randn(1, info.num_edges, 2, dtype=torch.float64)
     c = torch.randn(1, 4, 2, dtype=torch.float64)
     with torch.no_grad():
-        h1, x1 = esm(h, x, a, c, _Graph(info.edge_index, 4, torch.float64))
+        h1, x1 = _esm(esm, h, x, a, c, _Graph(info.edge_index, 4, torch.float64))
         act = nn.SiLU()
         for t in range(3):
             msum = torch.zeros(4, 5, dtype=torch.float64)
@@ -248,8 +278,8 @@ def test_multichannel_esm_uses_normalised_gram() -> None:
     a = torch.randn(1, info.num_edges, 1, dtype=torch.float64)
     graph = _Graph(info.edge_index, 3, torch.float64)
     with torch.no_grad():
-        h1, _ = esm(h, x, a, None, graph)
-        h2, _ = esm(h, 2.5 * x, a, None, graph)  # the normalised Z^T Z is scale-invariant
+        h1, _ = _esm(esm, h, x, a, None, graph)
+        h2, _ = _esm(esm, h, 2.5 * x, a, None, graph)  # the normalised Z^T Z is scale-invariant
     assert torch.allclose(h1, h2, atol=1e-12)
 
 

@@ -37,15 +37,17 @@ behaviour of the authors' public code (read for facts, nothing copied):
   uses ``|sum_d f_id(k)^2|`` (``amplitude="authors"``, also invariant).  Both reach the same
   error on the ethanol slice (3 seeds each, see the project notes), so the paper's form is kept.
 
-Implementation (dense batches, no per-sample graph offsets): every tensor is laid out
-``(B, N, T, ...)``; message passing gathers along the node axis with the case's single
-``edge_index`` and scatters back with ``index_add_``.  Terms that do not depend on the
+Implementation (dense batches, no per-sample graph offsets, node-major layout): node
+tensors are laid out ``(N, B, T, H)``, edge tensors ``(E, B, T, H)`` and coordinates
+``(N, C, 3, B, T)``, so that a gather along the edges is one ``index_select`` of whole
+contiguous rows, a scatter one ``index_add_``, and every coordinate update a vectorised
+product with a per-(edge or node, sample, frame) scalar.  Terms that do not depend on the
 sample or the frame are computed once at that size (``h(0)`` at batch size 1, ``A_ij`` and
 ``c_i`` once per sample for all frames), the first layer of every MLP is split so that node
 terms are computed per node before being gathered per edge, the DFT is one matmul with a
-precomputed ``(2(T-1), T)`` matrix, and the ETM coordinate update shares the attention
-product with the feature update.  The last block skips the feature updates whose result
-the pooling never reads.
+precomputed ``(2(T-1), T)`` matrix, the second layers of the q, k, v MLPs are one batched
+product, and the ETM coordinate update shares the attention product with the feature
+update.  The last block skips the feature updates whose result the pooling never reads.
 
 Inspecting a trained model (Figure 7 of the paper): ``model(batch, return_details=True)``
 returns ``(prediction, details)`` with ``details["attention"]`` a list of L tensors
@@ -109,9 +111,11 @@ def dft_matrix(history: int, dtype: torch.dtype = torch.float32) -> Tensor:
 
 
 class _Graph:
-    """Edge bookkeeping for one shared graph: gather along, and scatter into, the node axis.
+    """Edge bookkeeping for one shared graph in the node-major layout.
 
-    Tensors are laid out ``(B, N, ...)`` (node axis 1); edges are ``[row, col] = [i, j]``
+    Every per-node tensor has the node axis first, ``(N, ...)``, and every per-edge
+    tensor the edge axis first, ``(E, ...)``: a gather is one ``index_select`` of whole
+    contiguous rows and a scatter one ``index_add_``.  Edges are ``[row, col] = [i, j]``
     and messages flow from ``j`` into ``i`` (the EGNN convention).
     """
 
@@ -125,21 +129,22 @@ class _Graph:
         deg.index_add_(0, self.row, torch.ones_like(self.row, dtype=dtype))
         self.inv_deg = 1.0 / deg.clamp(min=1.0)
 
-    def src(self, t: Tensor) -> Tensor:  # value at i for every edge (i, j)
-        return t.index_select(1, self.row)
+    def src(self, t: Tensor) -> Tensor:
+        """``(N, ...) -> (E, ...)``: the value at ``i`` for every edge ``(i, j)``."""
+        return t.index_select(0, self.row)
 
-    def dst(self, t: Tensor) -> Tensor:  # value at j for every edge (i, j)
-        return t.index_select(1, self.col)
+    def dst(self, t: Tensor) -> Tensor:
+        """``(N, ...) -> (E, ...)``: the value at ``j`` for every edge ``(i, j)``."""
+        return t.index_select(0, self.col)
 
     def sum(self, e: Tensor) -> Tensor:
-        """``(B, E, ...) -> (B, N, ...)``: sum of the messages arriving at each node."""
-        out = e.new_zeros((e.shape[0], self.num_nodes) + tuple(e.shape[2:]))
-        return out.index_add_(1, self.row, e)
+        """``(E, ...) -> (N, ...)``: sum of the messages arriving at each node."""
+        return e.new_zeros((self.num_nodes,) + tuple(e.shape[1:])).index_add_(0, self.row, e)
 
     def mean(self, e: Tensor) -> Tensor:
-        """``(B, E, ...) -> (B, N, ...)``: mean over each node's incoming edges (0 if none)."""
+        """``(E, ...) -> (N, ...)``: mean over each node's incoming edges (0 if none)."""
         s = self.sum(e)
-        return s * self.inv_deg.view((1, -1) + (1,) * (s.dim() - 2))
+        return s * self.inv_deg.view((-1,) + (1,) * (s.dim() - 1))
 
 
 # --------------------------------------------------------------------------- EDFT
@@ -181,40 +186,40 @@ class EDFT(nn.Module):
         self.register_buffer("dft", dft_matrix(history), persistent=False)
 
     def spectrum(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Real and imaginary parts of Eq. 3 for ``x`` ``(B, N, T, 3)``: two ``(B, N, T-1, 3)``."""
-        xc = x - x.mean(dim=1, keepdim=True)  # centre each frame of each graph
-        f = torch.matmul(self.dft.to(x.dtype), xc)  # (B, N, 2(T-1), 3)
+        """Real and imaginary parts of Eq. 3 for ``x`` ``(N, 3, B, T)``: two ``(N, 3, B, T-1)``."""
+        xc = x - x.mean(dim=0, keepdim=True)  # centre each frame of each graph
+        f = torch.matmul(xc, self.dft.to(x.dtype).t())  # (N, 3, B, 2(T-1))
         k = self.history - 1
-        return f[:, :, :k], f[:, :, k:]
+        return f[..., :k], f[..., k:]
 
     def forward(self, x: Tensor, h0: Tensor, graph: _Graph) -> tuple[Tensor, Tensor, Tensor]:
         """EDFT features.
 
         Parameters
         ----------
-        x: ``(B, N, T, 3)`` positions (the CA channel for multi-channel data).
-        h0: ``(1 or B, N, T, H)`` initial node features (for ``w_k``).
+        x: ``(N, 3, B, T)`` positions (the CA channel for multi-channel data).
+        h0: ``(N, 1 or B, T, H)`` initial node features (for ``w_k``).
         graph: the shared edges.
 
         Returns
         -------
-        A: ``(B, E, T-1)``, c: ``(B, N, T-1)``, w: ``(1 or B, N, T-1)`` (the filter).
+        A: ``(E, B, T-1)``, c: ``(N, B, T-1)``, w: ``(N, 1 or B, T-1)`` (the filter).
         """
         re, im = self.spectrum(x)
         if self.filter is not None:
-            w = torch.sigmoid(self.filter(h0[:, :, 1:])).squeeze(-1)  # (.., N, T-1)
+            w = torch.sigmoid(self.filter(h0[:, :, 1:])).squeeze(-1)  # (N, .., T-1)
         else:
-            w = x.new_ones((1, x.shape[1], self.history - 1))
-        re_i, im_i, re_j, im_j = graph.src(re), graph.src(im), graph.dst(re), graph.dst(im)
+            w = x.new_ones((x.shape[0], 1, self.history - 1))
+        re_i, im_i, re_j, im_j = graph.src(re), graph.src(im), graph.dst(re), graph.dst(im)  # (E, 3, B, K)
         # <f_i, f_j> = sum_d conj(f_id) f_jd
-        dot_re = (re_i * re_j + im_i * im_j).sum(-1)
-        dot_im = (re_i * im_j - im_i * re_j).sum(-1)
-        a = torch.sqrt(dot_re.square() + dot_im.square()) * (graph.src(w) * graph.dst(w))
+        dot_re = (re_i * re_j + im_i * im_j).sum(1)
+        dot_im = (re_i * im_j - im_i * re_j).sum(1)
+        a = torch.sqrt(dot_re.square() + dot_im.square()) * (graph.src(w) * graph.dst(w))  # (E, B, K)
         if self.amplitude == "paper":
-            c = (re.square() + im.square()).sum(-1)
+            c = (re.square() + im.square()).sum(1)
         else:  # |sum_d f_d^2|
-            c = torch.sqrt((re.square() - im.square()).sum(-1).square() + (2.0 * re * im).sum(-1).square())
-        c = c * w
+            c = torch.sqrt((re.square() - im.square()).sum(1).square() + (2.0 * re * im).sum(1).square())
+        c = c * w  # (N, B, K)
         a = a / (a.sum(-1, keepdim=True) + self.eps)
         c = c / (c.sum(-1, keepdim=True) + self.eps)
         return a, c, w
@@ -234,8 +239,8 @@ class ESM(nn.Module):
     channel.  ``a_ij`` (the EDFT ``A_ij`` or the dataset's edge features) and ``c_i``
     do not depend on the frame.  E(3)-equivariant in ``x``, invariant in ``h``.
 
-    Shapes: ``h (B|1, N, T, H)``, ``x (B, N, T, C, 3)``, ``a (B|1, E, Da)``,
-    ``c (B, N, Dc)`` or None.
+    Shapes (node-major, see :class:`_Graph`): ``h (N, B|1, T, H)``, ``x (N, C, 3, B, T)``,
+    ``a (E, B|1, Da)``, ``c (N, B, Dc)`` or None.
     """
 
     def __init__(self, hidden: int, edge_dim: int, node_attr_dim: int, channels: int, act: str) -> None:
@@ -264,33 +269,34 @@ class ESM(nn.Module):
         w = self.edge_in.weight
         # The first layer of phi_m is applied piecewise: node terms at node level, then gathered.
         pre = graph.src(F.linear(h, w[:, :H], self.edge_in.bias)) + graph.dst(F.linear(h, w[:, H : 2 * H]))
-        z = graph.src(x) - graph.dst(x)  # (B, E, T, C, 3)  x_ij = x_i - x_j
+        z = graph.src(x) - graph.dst(x)  # (E, C, 3, B, T)  x_ij = x_i - x_j
         if C == 1:
-            z = z.squeeze(-2)  # (B, E, T, 3)
-            radial = (z * z).sum(-1, keepdim=True)  # ||x_ij||^2, (B, E, T, 1)
+            radial = z.square().sum(2)  # ||x_ij||^2, (E, 1, B, T)
             inv_norm = radial.clamp_min(1e-24).rsqrt()  # 1 / max(||x_ij||, 1e-12)
-            pre = torch.addcmul(pre, radial, w[:, 2 * H])
+            pre = torch.addcmul(pre, radial.squeeze(1).unsqueeze(-1), w[:, 2 * H])  # (E, B, T, H)
         else:
-            gram = torch.matmul(z, z.transpose(-1, -2)).flatten(-2)  # (B, E, T, C*C)
-            radial = F.normalize(gram, p=2.0, dim=-1)
+            zr = z.permute(0, 3, 4, 1, 2).reshape(-1, C, 3)  # (E*B*T, C, 3)
+            gram = torch.bmm(zr, zr.transpose(1, 2)).view(z.shape[0], z.shape[3], z.shape[4], C * C)  # Z_ij Z_ij^T
+            radial = F.normalize(gram, p=2.0, dim=-1)  # (E, B, T, C*C)
             pre = pre + F.linear(radial, w[:, 2 * H : 2 * H + self.radial_dim])
         if self.edge_dim:
             if a is None:
                 raise ValueError("ESM was built with edge features but got none")
             pre = pre + F.linear(a, w[:, 2 * H + self.radial_dim :]).unsqueeze(2)  # same for all frames
-        m = self.act(self.edge_out(self.act(pre)))  # (B, E, T, H)
+        m = self.act(self.edge_out(self.act(pre)))  # (E, B, T, H)
 
-        phi = self.coord_out(self.act(self.coord_in(m)))  # (B, E, T, C)
+        phi = self.coord_out(self.act(self.coord_in(m)))  # (E, B, T, C)
         if C == 1:
-            dx = graph.mean(z * (phi * inv_norm)).unsqueeze(-2)  # unit vector x_ij/||x_ij|| times phi; (B, N, T, 1, 3)
+            scale = phi.squeeze(-1).unsqueeze(1) * inv_norm  # unit vector x_ij/||x_ij|| times phi; (E, 1, B, T)
+            dx = graph.mean(z * scale.unsqueeze(2))  # (N, 1, 3, B, T)
         else:
-            dx = graph.mean(z * phi.unsqueeze(-1))  # (B, N, T, C, 3)
+            dx = graph.mean(z * phi.permute(0, 3, 1, 2).unsqueeze(2))  # (N, C, 3, B, T)
         x = x + dx
         if not update_h:
             return h, x
 
         wn = self.node_in.weight
-        agg = graph.sum(m)  # (B, N, T, H)
+        agg = graph.sum(m)  # (N, B, T, H)
         pre_h = F.linear(h, wn[:, :H], self.node_in.bias) + F.linear(agg, wn[:, H : 2 * H])
         if self.node_attr_dim:
             if c is None:
@@ -313,7 +319,8 @@ class ETM(nn.Module):
     full attention of App. D.4).  For C > 1, ``phi_x`` gives one scalar per channel.
     E(3)-equivariant in ``x`` (translations cancel in ``x(t) - x(s)``), invariant in ``h``.
 
-    Shapes: ``h (B, N, T, H)``, ``x (B, N, T, C, 3)``; also returns ``alpha (B, N, T, T)``.
+    Shapes (node-major): ``h (N, B, T, H)``, ``x (N, C, 3, B, T)``; also returns
+    ``alpha (N, B, T, T)`` (row t = query frame, column s = key frame).
     """
 
     def __init__(self, hidden: int, channels: int, act: str, causal: bool = True) -> None:
@@ -324,49 +331,50 @@ class ETM(nn.Module):
         self.k = nn.Sequential(nn.Linear(hidden, hidden), _activation(act), nn.Linear(hidden, hidden), _activation(act))
         self.v = nn.Sequential(nn.Linear(hidden, hidden), _activation(act), nn.Linear(hidden, hidden), _activation(act))
         self.coord = nn.Sequential(nn.Linear(hidden, hidden), _activation(act), _tiny_linear(hidden, channels))
-        self._mask_cache: Tensor | None = None
 
     def _qkv(self, h: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """The three MLPs ``act(L2(act(L1(h))))`` evaluated together: the first layers stacked
-        into one ``(3H, H)`` layer, the second ones into one block-diagonal ``(3H, 3H)`` layer."""
+        into one ``(3H, H)`` layer, the second ones as one batched product of three ``(H, H)``."""
         H, act = self.hidden, self.q[1]
         l1, l2 = (self.q[0], self.k[0], self.v[0]), (self.q[2], self.k[2], self.v[2])
         u = act(F.linear(h, torch.cat([m.weight for m in l1]), torch.cat([m.bias for m in l1])))  # (.., 3H)
-        out = act(F.linear(u, torch.block_diag(*[m.weight for m in l2]), torch.cat([m.bias for m in l2])))
-        q, k, v = out.split(H, dim=-1)
+        u3 = u.reshape(-1, 3, H).transpose(0, 1)  # (3, R, H)
+        w2 = torch.stack([m.weight.t() for m in l2])  # (3, H, H)
+        b2 = torch.stack([m.bias for m in l2]).unsqueeze(1)  # (3, 1, H)
+        q, k, v = act(torch.baddbmm(b2, u3, w2)).view((3,) + h.shape).unbind(0)
         return q, k, v
 
-    def _causal_mask(self, t: int, like: Tensor) -> Tensor:
-        """``(T, T)`` additive mask: 0 where ``s <= t``, ``-inf`` above the diagonal (cached)."""
-        m = self._mask_cache
-        if m is None or m.shape[0] != t or m.dtype != like.dtype or m.device != like.device:
-            m = torch.full((t, t), float("-inf"), dtype=like.dtype, device=like.device).triu_(1)
-            self._mask_cache = m
-        return m
+    @staticmethod
+    def _causal_mask(t: int, like: Tensor) -> Tensor:
+        """``(T, T)`` additive mask: 0 where ``s <= t``, ``-inf`` above the diagonal."""
+        return torch.full((t, t), float("-inf"), dtype=like.dtype, device=like.device).triu_(1)
 
     def forward(
         self, h: Tensor, x: Tensor, return_alpha: bool = False, update_h: bool = True
     ) -> tuple[Tensor, Tensor, Tensor | None]:
         """One ETM layer; ``update_h=False`` skips the feature update (unused after the last block).
 
-        Returns the new ``h``, ``x`` and, if ``return_alpha``, the attention ``(B, N, T, T)``.
+        Returns the new ``h``, ``x`` and, if ``return_alpha``, the attention ``(N, B, T, T)``.
         """
-        H, C, T = self.hidden, x.shape[-2], h.shape[2]
-        q, k, v = self._qkv(h)  # (B, N, T, H) each
-        phi = self.coord(v)  # (B, N, T, C): one scalar per key frame s (and channel)
-        scores = torch.matmul(q, k.transpose(-1, -2))  # (B, N, T, T): row t (query), column s (key); no 1/sqrt(d)
+        H, C, T = self.hidden, x.shape[1], h.shape[2]
+        q, k, v = self._qkv(h)  # (N, B, T, H) each
+        phi = self.coord(v)  # (N, B, T, C): one scalar per key frame s (and channel)
+        scores = torch.matmul(q, k.transpose(-1, -2))  # (N, B, T, T): row t (query), column s (key); no 1/sqrt(d)
         if self.causal:
             scores = scores + self._causal_mask(T, scores)
         alpha = torch.softmax(scores, dim=-1)
         # sum_s a_ts (x_t - x_s) phi_s = x_t (sum_s a_ts phi_s) - sum_s a_ts (phi_s x_s): both sums are
         # attention-weighted values, so they share one product with v.
-        px = (x * phi.unsqueeze(-1)).flatten(-2)  # (B, N, T, 3C)
-        vals = torch.cat([v, phi, px] if update_h else [phi, px], dim=-1)  # (B, N, T, [H +] 4C)
+        phi_cm = phi.permute(0, 3, 1, 2).unsqueeze(2)  # (N, C, 1, B, T)
+        px = (x * phi_cm).permute(0, 3, 4, 1, 2).flatten(-2)  # (N, B, T, 3C)
+        vals = torch.cat([v, phi, px] if update_h else [phi, px], dim=-1)  # (N, B, T, [H +] 4C)
         out = torch.matmul(alpha, vals)
         off = H if update_h else 0
         if update_h:
             h = h + out[..., :H]
-        x = x + x * out[..., off : off + C].unsqueeze(-1) - out[..., off + C :].unflatten(-1, (C, 3))
+        s_phi = out[..., off : off + C].permute(0, 3, 1, 2).unsqueeze(2)  # (N, C, 1, B, T)
+        s_px = out[..., off + C :].unflatten(-1, (C, 3)).permute(0, 3, 4, 1, 2)  # (N, C, 3, B, T)
+        x = x + x * s_phi - s_px
         return h, x, (alpha if return_alpha else None)
 
 
@@ -453,16 +461,6 @@ class ESTAG(nn.Module):
         n_w = k if pooling == "equivariant" else self.history
         self.pool = nn.Parameter(torch.zeros(n_w))
 
-    def _graph(self, edge_index: Tensor, n: int, dtype: torch.dtype) -> _Graph:
-        """The :class:`_Graph` of ``edge_index``, cached while the same tensor comes back."""
-        key = (edge_index, edge_index._version, n, dtype, edge_index.device)
-        cached = getattr(self, "_graph_cache", None)
-        if cached is not None and cached[0][0] is edge_index and cached[0][1:] == key[1:]:
-            return cached[1]
-        graph = _Graph(edge_index, n, dtype)
-        self._graph_cache = (key, graph)
-        return graph
-
     def pool_weights(self) -> Tensor:
         """The ``(T,)`` weights the output gives to the T frames of the last block.
 
@@ -480,30 +478,32 @@ class ESTAG(nn.Module):
                 f"ESTAG was built for x of shape (B, {self.history}, N, {self.channels}, 3), got {tuple(x_in.shape)}"
             )
         n = x_in.shape[2]
-        graph = self._graph(batch.edge_index, n, x_in.dtype)
-        x = x_in.permute(0, 2, 1, 3, 4)  # (B, N, T, C, 3)
+        graph = _Graph(batch.edge_index, n, x_in.dtype)  # a few tiny ops (no cache: torch.compile can trace it)
+        x = x_in.permute(2, 3, 4, 0, 1).contiguous()  # (N, C, 3, B, T): node-major, coordinates before samples
         # h_i(t) = Linear(z_i) + Emb(t): the same for every sample, so kept at batch size 1.
-        h = (self.embed(batch.h.to(x.dtype)).unsqueeze(1) + self.time_embed.weight.to(x.dtype)).unsqueeze(0)  # (1, N, T, H)
+        h = (self.embed(batch.h.to(x.dtype)).unsqueeze(1) + self.time_embed.weight.to(x.dtype)).unsqueeze(1)  # (N, 1, T, H)
 
         details: dict[str, Any] = {}
         if self.edft is not None:
-            a, c, w = self.edft(x[:, :, :, self.ca_channel], h, graph)
-            details.update(A=a, c=c, w=w)
+            a, c, w = self.edft(x[:, self.ca_channel], h, graph)  # (E, B, K), (N, B, K)
+            if return_details:
+                details.update(A=a.transpose(0, 1), c=c.transpose(0, 1), w=w.transpose(0, 1))
         else:
-            a, c = batch.edge_attr.to(x.dtype).unsqueeze(0), None
+            a, c = batch.edge_attr.to(x.dtype).unsqueeze(1), None  # (E, 1, D)
         attn = []
         for i, esm in enumerate(self.esm):
             last = i == len(self.esm) - 1
             h, x = esm(h, x, a, c, graph, update_h=not last or self.etm is not None)
             if self.etm is not None:
                 h, x, alpha = self.etm[i](h, x, return_alpha=return_details, update_h=not last)
-                attn.append(alpha)
+                attn.append(None if alpha is None else alpha.transpose(0, 1))
 
-        last = x[:, :, -1]  # (B, N, C, 3)
+        last = x[..., -1]  # (N, C, 3, B)
         if self.pooling == "equivariant":
-            out = last + torch.einsum("t,bntcd->bncd", self.pool.to(x.dtype), x[:, :, :-1] - last.unsqueeze(2))
+            out = last + torch.matmul(x[..., :-1] - last.unsqueeze(-1), self.pool.to(x.dtype))
         else:
-            out = torch.einsum("t,bntcd->bncd", torch.softmax(self.pool, 0).to(x.dtype), x)
+            out = torch.matmul(x, torch.softmax(self.pool, 0).to(x.dtype))
+        out = out.permute(3, 0, 1, 2)  # (B, N, C, 3)
         if return_details:
             details.update(attention=attn, pool_weights=self.pool_weights().detach())
             return out, details
@@ -553,8 +553,8 @@ class STAG(nn.Module):
             raise ValueError(f"STAG was built for T={self.history}, C={self.channels}; got x of shape {tuple(x.shape)}")
         graph = _Graph(batch.edge_index, N, x.dtype)
         feats = torch.cat([batch.h.to(x.dtype).expand(B, T, N, -1), x.flatten(-2)], -1)  # (B, T, N, F + 3C)
-        h = (self.embed(feats) + self.time_embed.weight.to(x.dtype)[None, :, None]).transpose(1, 2)  # (B, N, T, H)
-        e = batch.edge_attr.to(x.dtype)[None, :, None].expand(B, -1, T, -1)
+        h = (self.embed(feats) + self.time_embed.weight.to(x.dtype)[None, :, None]).permute(2, 0, 1, 3)  # (N, B, T, H)
+        e = batch.edge_attr.to(x.dtype)[:, None, None].expand(-1, B, T, -1)  # (E, B, T, D)
         for i, (edge_mlp, node_mlp) in enumerate(zip(self.edge_mlps, self.node_mlps, strict=True)):
             m = edge_mlp(torch.cat([graph.src(h), graph.dst(h), e], -1))
             h = h + node_mlp(torch.cat([h, graph.sum(m)], -1))
@@ -564,7 +564,7 @@ class STAG(nn.Module):
                 if self.causal:
                     s = s.masked_fill(torch.ones(T, T, dtype=torch.bool, device=x.device).triu_(1), float("-inf"))
                 h = h + torch.matmul(torch.softmax(s, -1), v)
-        res = self.readout(h.flatten(-2)).view(B, N, C, 3)
+        res = self.readout(h.flatten(-2)).transpose(0, 1).reshape(B, N, C, 3)
         return x[:, -1] + res
 
 

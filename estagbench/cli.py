@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from .registry import UnknownNameError
 
@@ -90,7 +91,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
     df = load_results(args.out)
     keys = {(r["model"], r["dataset"], r["case"], r["config_hash"]) for r in records}
-    df = df[[k in keys for k in zip(df.model, df.dataset, df.case, df.config_hash)]]
+    df = df[[k in keys for k in zip(df.model, df.dataset, df.case, df.config_hash, strict=True)]]
     agg = aggregate(df)
     print(agg[["model", "dataset", "case", "mean", "std", "n_seeds"]].rename(columns={"mean": "test_mse_mean", "std": "test_mse_std"})
           .to_string(index=False, float_format=lambda v: f"{v:.6g}"))
@@ -108,7 +109,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     head = ("name", "symmetry", "multichannel", "trains", "datasets", "module", "description")
     widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(6)]
     for r in [head, *rows]:
-        print("  ".join(str(v).ljust(w) for v, w in zip(r[:6], widths)) + "  " + r[6])
+        print("  ".join(str(v).ljust(w) for v, w in zip(r[:6], widths, strict=True)) + "  " + r[6])
     return 0
 
 

@@ -8,8 +8,9 @@ Eq. 14 writes.  Models and trainers never compute leaderboard metrics themselves
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import Tensor, nn

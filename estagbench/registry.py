@@ -27,8 +27,9 @@ import importlib.metadata
 import pkgutil
 import re
 import warnings
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from torch import nn
 

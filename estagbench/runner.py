@@ -12,9 +12,10 @@ from __future__ import annotations
 import sys
 import time
 import warnings
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Protocol
+from typing import Any, Protocol
 
 from .data import PreparedCase, get_dataset_spec, load_case, resolve_cases
 from .registry import get_model_entry, list_models
@@ -175,7 +176,10 @@ def run_plan(plan: RunPlan, executor: Executor | None = None, progress: bool = T
                 conf = _cell_config(plan, model, case, data.params)
                 cells.append(Cell(model, plan.dataset, case, seed, conf, config_hash(conf)))
 
-        def run_cell(cell: Cell) -> dict[str, Any] | None:
+        def run_cell(
+            cell: Cell, data: Any = data, prepared: PreparedCase = prepared, sizes: dict[str, int] = sizes,
+            shash: str = shash, split_file: Path = split_file, official: bool = official,
+        ) -> dict[str, Any] | None:  # this case's values bound as defaults
             source = model_source_sha256(cell.model)
             if plan.store.has(cell.id):
                 rec = plan.store.get(cell.id)

@@ -79,7 +79,7 @@ class DatasetInfo:
     def num_edges(self) -> int:
         return int(self.edge_index.shape[1])
 
-    def with_history(self, history: int) -> "DatasetInfo":
+    def with_history(self, history: int) -> DatasetInfo:
         return replace(self, history=history)
 
 
@@ -110,7 +110,7 @@ class Batch:
     def num_channels(self) -> int:
         return int(self.x.shape[3])
 
-    def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> "Batch":
+    def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> Batch:
         def mv(t: Tensor | None, floating: bool = True) -> Tensor | None:
             if t is None:
                 return None
@@ -128,7 +128,7 @@ class Batch:
         )
 
     @classmethod
-    def from_info(cls, info: DatasetInfo, x: Tensor, y: Tensor | None = None) -> "Batch":
+    def from_info(cls, info: DatasetInfo, x: Tensor, y: Tensor | None = None) -> Batch:
         """Build a batch for ``info`` from history ``x`` (B, T, N, C, 3)."""
         return cls(
             x=x,

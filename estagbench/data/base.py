@@ -132,7 +132,7 @@ class CaseData:
             extra={"params": dict(self.params)},
         )
 
-    def prepare(self, dtype: torch.dtype = torch.float32) -> "PreparedCase":
+    def prepare(self, dtype: torch.dtype = torch.float32) -> PreparedCase:
         """Cut every split's windows into dense tensors (done once per case)."""
         splits = {}
         for name in SPLITS:
@@ -176,7 +176,7 @@ def make_windows(
     """
     windows = np.asarray(windows, dtype=np.int64).reshape(-1, 2)
     offsets = np.arange(history + 1) * stride
-    xs, ys = [], []
+    xs = []
     for traj_id in np.unique(windows[:, 0]):
         rows = windows[:, 0] == traj_id
         traj = trajectories[int(traj_id)]

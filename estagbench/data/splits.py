@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -72,7 +72,7 @@ def md17_split(
             drawn.append(np.asarray(idx, dtype=np.int64))
     finally:
         np.random.set_state(state)
-    return {name: (idx + margin)[:cap] for name, idx, cap in zip(SPLITS, drawn, caps)}
+    return {name: (idx + margin)[:cap] for name, idx, cap in zip(SPLITS, drawn, caps, strict=True)}
 
 
 def chronological_split(

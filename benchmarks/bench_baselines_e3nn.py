@@ -3,7 +3,7 @@
 One step = forward + MSE + backward + Adam step at the MD17 aspirin size of the paper's
 protocol: batch 100, T = 10 past frames, 13 nodes, one channel, a 1-hop + 2-hop graph with
 about 100 directed edges and edge features ``[z_i, z_j, hop]``.  The graph and the step are
-those of ``bench_baselines_egnn.py`` (imported), so the medians compare directly with the
+those of ``_common.py``, so the medians compare directly with the
 EGNN family and with ESTAG's benchmark.
 
 Run with ``pytest benchmarks/bench_baselines_e3nn.py --benchmark-only`` (the repository's
@@ -14,16 +14,8 @@ the rounds are capped.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from bench_baselines_egnn import BATCH, HISTORY, NODES, _threads, make_train_step, molecule_like_info  # noqa: E402
-
-__all__ = ["_threads"]  # the autouse thread-pinning fixture, re-exported so pytest applies it here too
+from _common import BATCH, HISTORY, NODES, make_train_step, molecule_like_info
 
 
 @pytest.mark.parametrize("name", ["st-tfn", "st-se3", "eqmotion"])

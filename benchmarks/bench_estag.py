@@ -15,25 +15,14 @@ Run with ``pytest benchmarks/bench_estag.py --benchmark-only``.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 
+import _common
 import pytest
 import torch
+from _common import BATCH, HISTORY
 
-from estagbench import Batch, DatasetInfo, create_model
-
-BATCH, HISTORY = 100, 10
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _threads():
-    threads = os.environ.get("ESTAGBENCH_BENCH_THREADS")
-    before = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(int(threads))
-    yield
-    torch.set_num_threads(before)
+from estagbench import DatasetInfo
 
 
 def aspirin_like_info(num_nodes: int = 13, seed: int = 0) -> DatasetInfo:
@@ -76,23 +65,8 @@ def adk_like_info(num_nodes: int = 213, contacts: int = 140, seed: int = 0) -> D
 
 
 def make_train_step(name: str, info: DatasetInfo, batch_size: int = BATCH) -> Callable[[], float]:
-    torch.manual_seed(0)
-    model = create_model(name, info, hidden=16)
-    optim = torch.optim.Adam(model.parameters(), lr=5e-3, weight_decay=1e-12, fused=True)
-    start = 3.0 * torch.randn(batch_size, 1, info.num_nodes, info.num_channels, 3)
-    x = start + 0.05 * torch.randn(batch_size, HISTORY, info.num_nodes, info.num_channels, 3).cumsum(1)
-    y = x[:, -1] + 0.05 * torch.randn_like(x[:, -1])
-    batch = Batch.from_info(info, x, y)
-
-    def step() -> float:
-        loss = ((model(batch) - y) ** 2).mean()
-        optim.zero_grad(set_to_none=True)
-        loss.backward()
-        optim.step()
-        return float(loss.detach())
-
-    step()  # warm-up
-    return step
+    """One ESTAG-sized training step (see ``_common.make_train_step``) on a wider random walk."""
+    return _common.make_train_step(name, info, batch_size, spread=3.0, step_size=0.05)
 
 
 def test_graph_sizes() -> None:

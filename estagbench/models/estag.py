@@ -345,9 +345,9 @@ class ETM(nn.Module):
         return q, k, v
 
     @staticmethod
-    def _causal_mask(t: int, like: Tensor) -> Tensor:
-        """``(T, T)`` additive mask: 0 where ``s <= t``, ``-inf`` above the diagonal."""
-        return torch.full((t, t), float("-inf"), dtype=like.dtype, device=like.device).triu_(1)
+    def _causal_mask_key_major(t: int, like: Tensor) -> Tensor:
+        """``(T, T)`` additive mask indexed ``[s, t]``: 0 where ``s <= t``, ``-inf`` below the diagonal."""
+        return torch.full((t, t), float("-inf"), dtype=like.dtype, device=like.device).tril_(-1)
 
     def forward(
         self, h: Tensor, x: Tensor, return_alpha: bool = False, update_h: bool = True
@@ -359,10 +359,13 @@ class ETM(nn.Module):
         H, C, T = self.hidden, x.shape[1], h.shape[2]
         q, k, v = self._qkv(h)  # (N, B, T, H) each
         phi = self.coord(v)  # (N, B, T, C): one scalar per key frame s (and channel)
-        scores = torch.matmul(q, k.transpose(-1, -2))  # (N, B, T, T): row t (query), column s (key); no 1/sqrt(d)
+        # Scores are laid out key-major, (N, B, S, T) with row s (key) and column t (query), and
+        # normalised over dim -2: PyTorch's CPU softmax over a last dimension as short as T is several
+        # times slower (fwd + bwd) than over a middle one.  ``alpha`` is the (N, B, T, S) view of it.
+        scores = torch.matmul(k, q.transpose(-1, -2))  # q_t . k_s, no 1/sqrt(d)
         if self.causal:
-            scores = scores + self._causal_mask(T, scores)
-        alpha = torch.softmax(scores, dim=-1)
+            scores = scores + self._causal_mask_key_major(T, scores)
+        alpha = torch.softmax(scores, dim=-2).transpose(-1, -2)  # (N, B, T, S): row t (query), column s (key)
         # sum_s a_ts (x_t - x_s) phi_s = x_t (sum_s a_ts phi_s) - sum_s a_ts (phi_s x_s): both sums are
         # attention-weighted values, so they share one product with v.
         phi_cm = phi.permute(0, 3, 1, 2).unsqueeze(2)  # (N, C, 1, B, T)

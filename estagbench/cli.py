@@ -30,6 +30,16 @@ def _ints(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
 def _names(text: str) -> list[str]:
     return [v.strip() for v in text.split(",") if v.strip()]
 
@@ -76,7 +86,7 @@ def data_opts(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .results import aggregate, load_results
-    from .runner import plan_run, run_plan
+    from .runner import make_executor, plan_run, run_plan
 
     if args.threads:
         import torch
@@ -85,7 +95,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     plan = plan_run(args.models, args.dataset, args.cases, list(args.seeds) if args.seeds else None, args.epochs,
                     args.preset, args.out, args.data_dir, args.device, args.lr, args.batch_size,
                     model_hparams=args.model_hparams, optimizer=args.optimizer, **data_opts(args))
-    records = run_plan(plan, progress=not args.no_progress)
+    executor = make_executor(args.jobs, args.threads)
+    records = run_plan(plan, executor, progress=not args.no_progress and args.jobs == 1)
     if not records:
         print("no results (every model was skipped)")
         return 0
@@ -202,6 +213,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads (default 1: the graphs are small, and one thread is faster and reproducible)")
+    p.add_argument("--jobs", type=_positive_int, default=1,
+                   help="cells run at once, each in its own process with --threads threads (default 1); "
+                        "e.g. --jobs 2 --threads 1 on 2 cores. Same numbers as --jobs 1; no progress bars")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results directory (default ./estagbench-results)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_run)

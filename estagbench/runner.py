@@ -3,12 +3,14 @@
 Each cell is one training run; its result record goes to the :class:`ResultStore`
 atomically when the run ends, so an interrupted ``run`` loses at most the cell in
 flight and a rerun skips every finished cell.  Cells run through a small
-:class:`Executor` interface (sequential by default) so a distributed executor can
-be added later.
+:class:`Executor` interface: one after another in this process by default, or in
+``jobs`` forked worker processes (:class:`ProcessExecutor`, ``--jobs``), each cell then
+being the same single-threaded run it would be alone (same seed, same numbers).
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import sys
 import time
 import warnings
@@ -22,7 +24,7 @@ from .registry import get_model_entry, list_models
 from .results import ResultStore, cell_id, config_hash, provenance
 from .train import OPTIMIZERS, TrainConfig, train_model
 
-__all__ = ["PRESETS", "Cell", "Executor", "SequentialExecutor", "RunPlan", "plan_run", "run_plan", "resolve_models"]
+__all__ = ["PRESETS", "Cell", "Executor", "SequentialExecutor", "ProcessExecutor", "make_executor", "RunPlan", "plan_run", "run_plan", "resolve_models"]
 
 #: ``--models all`` means the main-table models: ablation variants (Tables 4-9) and
 #: interoperability twins are named explicitly or through ``estagbench reproduce``.
@@ -58,6 +60,56 @@ class SequentialExecutor:
 
     def map(self, fn: Callable[[Cell], dict[str, Any] | None], cells: Iterable[Cell]) -> list[dict[str, Any] | None]:
         return [fn(c) for c in cells]
+
+
+#: The cell function of the :class:`ProcessExecutor` whose pool is running: forked workers
+#: inherit it, so closures (which cannot be pickled) work.  Only one pool runs at a time.
+_FORKED_FN: Callable[[Cell], dict[str, Any] | None] | None = None
+
+
+def _run_forked(job: tuple[int, Cell]) -> dict[str, Any] | None:
+    threads, cell = job
+    import torch
+
+    torch.set_num_threads(threads)
+    assert _FORKED_FN is not None, "ProcessExecutor worker started without a cell function"
+    return _FORKED_FN(cell)
+
+
+class ProcessExecutor:
+    """Runs cells in ``jobs`` worker processes forked from this one (POSIX ``fork``).
+
+    Each worker runs one cell at a time with ``threads`` torch threads and is replaced
+    after every cell, so a cell runs exactly as it would alone.  Records are stored by
+    the workers as each cell ends, so an interrupted pool loses only the cells in flight.
+    Results come back in the order of ``cells``.
+    """
+
+    def __init__(self, jobs: int, threads: int = 1) -> None:
+        if jobs < 1:
+            raise ValueError(f"jobs must be >= 1, got {jobs}")
+        if "fork" not in multiprocessing.get_all_start_methods():
+            raise RuntimeError("--jobs > 1 needs the 'fork' start method (Linux or macOS)")
+        self.jobs = jobs
+        self.threads = threads
+
+    def map(self, fn: Callable[[Cell], dict[str, Any] | None], cells: Iterable[Cell]) -> list[dict[str, Any] | None]:
+        global _FORKED_FN
+        cells = list(cells)
+        if self.jobs == 1 or len(cells) <= 1:
+            return [fn(c) for c in cells]
+        _FORKED_FN = fn
+        try:
+            ctx = multiprocessing.get_context("fork")
+            with ctx.Pool(min(self.jobs, len(cells)), maxtasksperchild=1) as pool:
+                return pool.map(_run_forked, [(self.threads, c) for c in cells], chunksize=1)
+        finally:
+            _FORKED_FN = None
+
+
+def make_executor(jobs: int = 1, threads: int = 1) -> Executor:
+    """Sequential for ``jobs == 1``, else a :class:`ProcessExecutor` with ``jobs`` workers."""
+    return SequentialExecutor() if jobs == 1 else ProcessExecutor(jobs, threads)
 
 
 def model_source_sha256(name: str) -> str | None:
@@ -176,18 +228,23 @@ def run_plan(plan: RunPlan, executor: Executor | None = None, progress: bool = T
                 conf = _cell_config(plan, model, case, data.params)
                 cells.append(Cell(model, plan.dataset, case, seed, conf, config_hash(conf)))
 
+        def stored_record(cell: Cell) -> dict[str, Any] | None:
+            """The stored record of ``cell`` if there is one from the current model source, else None."""
+            if not plan.store.has(cell.id):
+                return None
+            rec = plan.store.get(cell.id)
+            stored = rec.get("model_source_sha256")
+            if stored is None or stored == model_source_sha256(cell.model):
+                say(f"skip {cell.model} {plan.dataset}/{cell.case} seed {cell.seed}: stored (test MSE {rec['metrics']['test_mse']:.6g})")
+                return rec
+            say(f"rerun {cell.model} {plan.dataset}/{cell.case} seed {cell.seed}: its source changed since the stored result")
+            return None
+
         def run_cell(
             cell: Cell, data: Any = data, prepared: PreparedCase = prepared, sizes: dict[str, int] = sizes,
             shash: str = shash, split_file: Path = split_file, official: bool = official,
-        ) -> dict[str, Any] | None:  # this case's values bound as defaults
+        ) -> dict[str, Any] | None:  # this case's values bound as defaults; trains and stores one cell
             source = model_source_sha256(cell.model)
-            if plan.store.has(cell.id):
-                rec = plan.store.get(cell.id)
-                stored = rec.get("model_source_sha256")
-                if stored is None or stored == source:
-                    say(f"skip {cell.model} {plan.dataset}/{cell.case} seed {cell.seed}: stored (test MSE {rec['metrics']['test_mse']:.6g})")
-                    return rec
-                say(f"rerun {cell.model} {plan.dataset}/{cell.case} seed {cell.seed}: its source changed since the stored result")
             t0 = time.time()
             out = train_model(cell.model, prepared, cell.seed, plan.train, run_dir=plan.store.run_dir(cell.id), progress=progress)
             rec = {
@@ -207,7 +264,14 @@ def run_plan(plan: RunPlan, executor: Executor | None = None, progress: bool = T
                 f"{out.timings['train_seconds_per_epoch']:.3f} s/epoch)")
             return rec
 
-        records.extend(r for r in executor.map(run_cell, cells) if r is not None)
+        todo = []
+        for cell in cells:  # stored cells are settled here, so only new work reaches the executor
+            rec = stored_record(cell)
+            if rec is None:
+                todo.append(cell)
+            else:
+                records.append(rec)
+        records.extend(r for r in executor.map(run_cell, todo) if r is not None)
     for model, where, why in plan.skipped:
         say(f"skipped {model} on {where}: {why}")
     return records

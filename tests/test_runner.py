@@ -133,3 +133,25 @@ def test_bad_trajectory_file_names_the_file(tmp_path, capsys):
     err = capsys.readouterr().err
     assert str(bad) in err and "NaN" in err
     assert not (tmp_path / "r" / "results").exists()
+
+
+def test_jobs_run_cells_in_worker_processes_with_the_same_numbers(tmp_path, traj_file, capsys):
+    """``--jobs 2``: every cell stored once, bitwise the numbers of a sequential run, and a rerun skips them."""
+    seq, par = tmp_path / "seq", tmp_path / "par"
+    assert _run(seq, traj_file) == 0
+    assert _run(par, traj_file, "--jobs", "2") == 0
+    a, b = load_results(seq), load_results(par)
+    key = ["model", "seed"]
+    a, b = a.sort_values(key).reset_index(drop=True), b.sort_values(key).reset_index(drop=True)
+    assert len(b) == 4
+    for col in ("test_mse", "val_mse", "best_epoch"):
+        assert a[col].tolist() == b[col].tolist(), col
+    capsys.readouterr()
+    assert _run(par, traj_file, "--jobs", "2") == 0
+    assert capsys.readouterr().err.count("skip ") == 4
+
+
+def test_jobs_must_be_positive(capsys):
+    with pytest.raises(SystemExit):
+        main(["run", "--models", "pt-t", "--dataset", "md17", "--jobs", "0"])
+    assert "positive integer" in capsys.readouterr().err

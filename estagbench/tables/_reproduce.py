@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..registry import get_model_entry, list_models
 from ._build import Table, _choose_variant, build_table
@@ -26,6 +26,9 @@ from ._format import EXTENSIONS, render
 from ._latex import check_latex
 from ._records import load_records
 from ._specs import DEFAULT_HISTORY, ESTAG_DEFAULT_HPARAMS, TableSpec
+
+if TYPE_CHECKING:
+    from ..runner import Executor
 
 __all__ = ["RunGroup", "plan_table", "reproduce_table", "write_table"]
 
@@ -138,6 +141,7 @@ def reproduce_table(
     command: str | None = None,
     progress: bool = False,
     log: Callable[[str], None] | None = None,
+    executor: Executor | None = None,
 ) -> Table:
     """Run the cells of ``spec`` (resuming stored ones) and build the table from them.
 
@@ -178,7 +182,7 @@ def reproduce_table(
             history=None if g.history == DEFAULT_HISTORY else g.history,
             **opts,
         )
-        recs = run_plan(plan, progress=progress, log=say)
+        recs = run_plan(plan, executor, progress=progress, log=say)
         records.extend(recs)
         hashes.update(r["config_hash"] for r in recs)
     ran_columns = [k for g in groups for k in g.columns if g.models]

@@ -51,6 +51,7 @@ def _cmd_tables(args: argparse.Namespace) -> int:
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from ..runner import make_executor
     from . import get_table_spec, parse_table_selector
     from ._reproduce import command_line, reproduce_table, write_table
 
@@ -83,7 +84,8 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
             },
             compare_paper=args.compare_paper,
             command=command_line(args._parser, args, "reproduce"),
-            progress=not args.no_progress,
+            progress=not args.no_progress and args.jobs == 1,
+            executor=make_executor(args.jobs, args.threads),
         )
         for p in write_table(table, out_tables, formats, standalone=True):
             print(p)
@@ -101,7 +103,7 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 
 def add_table_parsers(subparsers: Any) -> None:
     """Add ``tables``, ``reproduce`` and ``plot`` to the ``estagbench`` sub-command parser."""
-    from ..cli import DEFAULT_OUT, _floats, _hparams, _ints, _names
+    from ..cli import DEFAULT_OUT, _floats, _hparams, _ints, _names, _positive_int
 
     p = subparsers.add_parser("tables", help="the paper's Tables 1-9 from stored results (csv, markdown, latex)")
     p.add_argument("--table", default="all", help="1..9, a comma list, or 'all' (default)")
@@ -176,6 +178,7 @@ def add_table_parsers(subparsers: Any) -> None:
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1, as `estagbench run`)")
+    p.add_argument("--jobs", type=_positive_int, default=1, help="cells run at once in worker processes, as `estagbench run`")
     p.add_argument("--compare-paper", action="store_true")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_reproduce, _parser=p)

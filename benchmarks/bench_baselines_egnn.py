@@ -18,6 +18,7 @@ from _common import BATCH, HISTORY, NODES, make_train_step, molecule_like_info
 
 from estagbench import list_models
 
+
 def test_graph_is_aspirin_sized() -> None:
     info = molecule_like_info()
     assert info.num_nodes == 13

@@ -15,6 +15,8 @@ Run with ``pytest benchmarks/bench_estag.py --benchmark-only``.
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Callable
 
 import _common
@@ -22,7 +24,7 @@ import pytest
 import torch
 from _common import BATCH, HISTORY
 
-from estagbench import DatasetInfo
+from estagbench import ALLOCATOR, DatasetInfo
 
 
 def aspirin_like_info(num_nodes: int = 13, seed: int = 0) -> DatasetInfo:
@@ -80,7 +82,8 @@ def test_graph_sizes() -> None:
 def test_bench_train_step_aspirin(benchmark, name: str) -> None:
     info = aspirin_like_info()
     step = make_train_step(name, info)
-    benchmark.extra_info.update({"batch": BATCH, "history": HISTORY, "nodes": info.num_nodes, "edges": info.num_edges, "channels": 1})
+    benchmark.extra_info.update({"batch": BATCH, "history": HISTORY, "nodes": info.num_nodes, "edges": info.num_edges, "channels": 1,
+                                 "allocator": ALLOCATOR})
     loss = benchmark(step)
     assert loss == loss  # NaN != NaN
 
@@ -89,6 +92,8 @@ def test_bench_train_step_aspirin(benchmark, name: str) -> None:
 def test_bench_train_step_adk(benchmark, name: str) -> None:
     info = adk_like_info()
     step = make_train_step(name, info)
-    benchmark.extra_info.update({"batch": BATCH, "history": HISTORY, "nodes": info.num_nodes, "edges": info.num_edges, "channels": 4})
+    benchmark.extra_info.update({"batch": BATCH, "history": HISTORY, "nodes": info.num_nodes, "edges": info.num_edges, "channels": 4,
+                                 "allocator": ALLOCATOR})
+    assert ALLOCATOR["thp"] or os.environ.get("ESTAGBENCH_ALLOCATOR") == "default" or not sys.platform.startswith("linux")
     loss = benchmark(step)
     assert loss == loss

@@ -1,4 +1,5 @@
 """Shared pytest setup of the benchmarks: ``ESTAGBENCH_BENCH_THREADS`` pins torch's intra-op threads."""
+# ruff: noqa: I001
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+import estagbench  # noqa: F401  (first: its allocator settings must precede torch's first allocation, as in the CLI)
 import pytest
 import torch
 

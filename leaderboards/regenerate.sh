@@ -7,6 +7,7 @@
 # Finished cells are stored under $OUT and skipped on a rerun, so an interrupted run resumes.
 #   MODELS_T1, MODELS_T2, MODELS_T3: comma lists restricting a table's rows (default: every row the paper has)
 #   ROLLOUT_EPOCHS, ROLLOUT_SEEDS: budget of the Figure 5 rollout models (default: EPOCHS_T1, SEEDS)
+#   JOBS              cells run at once in worker processes (default 1; same numbers either way)
 #   ONLY="1 3"        regenerate only these parts (1, 2, 3 = tables; 6 = the T sweep and its figure; fig = ethanol figures)
 #   ESTAGBENCH_DATA   the data folder (default ../shared/data)
 set -euo pipefail
@@ -16,6 +17,7 @@ EPOCHS=${EPOCHS:-500}
 SEEDS=${SEEDS:-1,2,3}
 OUT=${OUT:-estagbench-results}
 ONLY=${ONLY:-"1 2 3 fig"}
+JOBS=${JOBS:-1}
 export ESTAGBENCH_DATA=${ESTAGBENCH_DATA:-$(cd .. && pwd)/shared/data}
 EB=${EB:-estagbench}
 LB=${LB:-leaderboards}
@@ -25,19 +27,19 @@ want() { [[ " $ONLY " == *" $1 "* ]]; }
 
 if want 1; then  # Table 1: MD17, the ethanol slice available here (non-official: first 2000 frames)
   $EB reproduce --table 1 "${ETHANOL[@]}" --epochs "${EPOCHS_T1:-$EPOCHS}" --seeds "$SEEDS" ${MODELS_T1:+--models "$MODELS_T1"} \
-    --out "$OUT" --tables-out "$LB" --compare-paper --no-progress
+    --out "$OUT" --tables-out "$LB" --compare-paper --no-progress --jobs "$JOBS"
 fi
 if want 2; then  # Table 2: protein; adk-mini (the MDAnalysisTests DIMS paths) is what runs offline
   $EB reproduce --table 2 --dataset adk-mini --epochs "${EPOCHS_T2:-$EPOCHS}" --seeds "$SEEDS" ${MODELS_T2:+--models "$MODELS_T2"} \
-    --out "$OUT" --tables-out "$LB" --compare-paper --no-progress
+    --out "$OUT" --tables-out "$LB" --compare-paper --no-progress --jobs "$JOBS"
 fi
 if want 3; then  # Table 3: motion; walk from the 30 fps conversions of subject 35 (no basketball data here)
   $EB reproduce --table 3 --dataset motion-walk-30fps --epochs "${EPOCHS_T3:-$EPOCHS}" --seeds "$SEEDS" ${MODELS_T3:+--models "$MODELS_T3"} \
-    --out "$OUT" --tables-out "$LB" --compare-paper --no-progress
+    --out "$OUT" --tables-out "$LB" --compare-paper --no-progress --jobs "$JOBS"
 fi
 if want 6; then  # Table 6 and Figure 12: ESTAG on ethanol against the history T
   $EB reproduce --table 6 "${ETHANOL[@]}" --epochs "${EPOCHS_T6:-$EPOCHS}" --seeds "$SEEDS" \
-    --out "$OUT" --tables-out "$LB" --compare-paper --no-progress
+    --out "$OUT" --tables-out "$LB" --compare-paper --no-progress --jobs "$JOBS"
   $EB plot tsweep --results "$OUT" --epochs "${EPOCHS_T6:-$EPOCHS}" --out "$LB/figures"
 fi
 if want fig; then  # ethanol figures from the Table 1 runs (same budget), plus the rollout of Figure 5

@@ -3,14 +3,14 @@
 # figures with `estagbench rollout` and `estagbench plot`. Nothing here is edited by hand.
 #
 # One budget per table, the same for every model of the table, recorded in each file's header:
-#   EPOCHS_T1, EPOCHS_T2, EPOCHS_T3, EPOCHS_T4, EPOCHS_T5, EPOCHS_T6, EPOCHS_T7 (default: EPOCHS, default 500, the
-#   paper's), SEEDS (default 1,2,3).
+#   EPOCHS_T1 ... EPOCHS_T8 (default: EPOCHS, default 500, the paper's), SEEDS (default 1,2,3).
 # Finished cells are stored under $OUT and skipped on a rerun, so an interrupted run resumes.
 #   MODELS_T1, MODELS_T2, MODELS_T3: comma lists restricting a table's rows (default: every row the paper has)
 #   ROLLOUT_EPOCHS, ROLLOUT_SEEDS: budget of the Figure 5 rollout models (default: EPOCHS_T1, SEEDS)
 #   JOBS              cells run at once in worker processes (default 1; same numbers either way)
 #   ONLY="1 3"        regenerate only these parts (1, 2, 3 = tables; 4, 5, 7 = the MD17 ablations, L sweep and w_k
-#                     ablation on ethanol; 6 = the T sweep and its figure; fig = ethanol figures)
+#                     ablation on ethanol; 8 = the protein ablations on adk-mini; 6 = the T sweep and its figure;
+#                     fig = ethanol figures)
 #   ESTAGBENCH_DATA   the data folder (default ../shared/data)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -51,6 +51,10 @@ for t in 4 5 7; do  # Tables 4, 5, 7: ESTAG ablations, L = 1..6 and w/o w_k on t
       --out "$OUT" --tables-out "$LB" --compare-paper --no-progress --jobs "$JOBS"
   fi
 done
+if want 8; then  # Table 8: ESTAG ablations on protein (adk-mini, as Table 2)
+  $EB reproduce --table 8 --dataset adk-mini --epochs "${EPOCHS_T8:-$EPOCHS}" --seeds "$SEEDS" \
+    --out "$OUT" --tables-out "$LB" --compare-paper --no-progress --jobs "$JOBS"
+fi
 if want fig; then  # ethanol figures from the Table 1 runs (same budget), plus the rollout of Figure 5
   E1=${EPOCHS_T1:-$EPOCHS}
   $EB rollout --models estag-full-attn,st-egnn --dataset md17 "${ETHANOL[@]}" --steps 10 --epochs "${ROLLOUT_EPOCHS:-$E1}" \

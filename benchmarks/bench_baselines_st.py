@@ -15,12 +15,11 @@ intra-op threads for the run (default: torch's own choice).
 from __future__ import annotations
 
 import pytest
-from _common import BATCH, HISTORY, NODES, make_train_step
-from _common import molecule_like_info as aspirin_sized_info
+from _common import BATCH, HISTORY, NODES, make_train_step, molecule_like_info
 
 
 def test_graph_is_aspirin_sized() -> None:
-    info = aspirin_sized_info()
+    info = molecule_like_info()
     assert info.num_nodes == 13
     assert 90 <= info.num_edges <= 120, info.num_edges
 
@@ -32,7 +31,7 @@ def test_bench_train_step_aspirin(benchmark, name: str) -> None:
 
         if not dgl_available():
             pytest.skip("dgl is not importable (pip install estagbench[dgl])")
-    step = make_train_step(name, aspirin_sized_info())
+    step = make_train_step(name, molecule_like_info())
     benchmark.extra_info.update({"batch": BATCH, "history": HISTORY, "nodes": NODES, "channels": 1})
     loss = benchmark(step)
     assert loss == loss  # NaN != NaN
@@ -40,7 +39,7 @@ def test_bench_train_step_aspirin(benchmark, name: str) -> None:
 
 @pytest.mark.parametrize("name", ["st-gnn", "stgcn", "agl-stan"])
 def test_bench_train_step_four_channel(benchmark, name: str) -> None:
-    step = make_train_step(name, aspirin_sized_info(channels=4))
+    step = make_train_step(name, molecule_like_info(channels=4))
     benchmark.extra_info.update({"batch": BATCH, "history": HISTORY, "nodes": NODES, "channels": 4})
     loss = benchmark(step)
     assert loss == loss

@@ -24,7 +24,8 @@ from .registry import get_model_entry, list_models
 from .results import ResultStore, cell_id, config_hash, provenance
 from .train import OPTIMIZERS, TrainConfig, train_model
 
-__all__ = ["PRESETS", "Cell", "Executor", "SequentialExecutor", "ProcessExecutor", "make_executor", "RunPlan", "plan_run", "run_plan", "resolve_models"]
+__all__ = ["PRESETS", "Cell", "Executor", "SequentialExecutor", "ProcessExecutor", "make_executor", "RunPlan",
+           "plan_run", "run_plan", "resolve_models"]
 
 #: ``--models all`` means the main-table models: ablation variants (Tables 4-9) and
 #: interoperability twins are named explicitly or through ``estagbench reproduce``.
@@ -96,7 +97,7 @@ class ProcessExecutor:
     def map(self, fn: Callable[[Cell], dict[str, Any] | None], cells: Iterable[Cell]) -> list[dict[str, Any] | None]:
         global _FORKED_FN
         cells = list(cells)
-        if self.jobs == 1 or len(cells) <= 1:
+        if self.jobs == 1 or len(cells) <= 1:  # nothing to run side by side: no pool
             return [fn(c) for c in cells]
         _FORKED_FN = fn
         try:
@@ -198,6 +199,19 @@ def _cell_config(plan: RunPlan, model: str, case: str, params: dict[str, Any]) -
     return {"model": model, "dataset": plan.dataset, "case": case, "data_params": params, "train": plan.train.as_dict()}
 
 
+def _stored_record(plan: RunPlan, cell: Cell, say: Callable[[str], None]) -> dict[str, Any] | None:
+    """The stored record of ``cell`` if there is one from the current model source, else None."""
+    if not plan.store.has(cell.id):
+        return None
+    rec = plan.store.get(cell.id)
+    stored = rec.get("model_source_sha256")
+    if stored is None or stored == model_source_sha256(cell.model):
+        say(f"skip {cell.model} {plan.dataset}/{cell.case} seed {cell.seed}: stored (test MSE {rec['metrics']['test_mse']:.6g})")
+        return rec
+    say(f"rerun {cell.model} {plan.dataset}/{cell.case} seed {cell.seed}: its source changed since the stored result")
+    return None
+
+
 def run_plan(plan: RunPlan, executor: Executor | None = None, progress: bool = True, log: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
     """Run every unfinished cell of ``plan``; return all records of the plan (old and new)."""
     say = log or (lambda s: print(s, file=sys.stderr))
@@ -228,18 +242,6 @@ def run_plan(plan: RunPlan, executor: Executor | None = None, progress: bool = T
                 conf = _cell_config(plan, model, case, data.params)
                 cells.append(Cell(model, plan.dataset, case, seed, conf, config_hash(conf)))
 
-        def stored_record(cell: Cell) -> dict[str, Any] | None:
-            """The stored record of ``cell`` if there is one from the current model source, else None."""
-            if not plan.store.has(cell.id):
-                return None
-            rec = plan.store.get(cell.id)
-            stored = rec.get("model_source_sha256")
-            if stored is None or stored == model_source_sha256(cell.model):
-                say(f"skip {cell.model} {plan.dataset}/{cell.case} seed {cell.seed}: stored (test MSE {rec['metrics']['test_mse']:.6g})")
-                return rec
-            say(f"rerun {cell.model} {plan.dataset}/{cell.case} seed {cell.seed}: its source changed since the stored result")
-            return None
-
         def run_cell(
             cell: Cell, data: Any = data, prepared: PreparedCase = prepared, sizes: dict[str, int] = sizes,
             shash: str = shash, split_file: Path = split_file, official: bool = official,
@@ -266,7 +268,7 @@ def run_plan(plan: RunPlan, executor: Executor | None = None, progress: bool = T
 
         todo = []
         for cell in cells:  # stored cells are settled here, so only new work reaches the executor
-            rec = stored_record(cell)
+            rec = _stored_record(plan, cell, say)
             if rec is None:
                 todo.append(cell)
             else:

@@ -10,8 +10,8 @@ pass/fail tests.
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -22,7 +22,7 @@ from .evaluate import mse
 from .registry import create_model, get_model_entry, list_models
 from .types import Batch, DatasetInfo
 
-__all__ = ["synthetic_case", "time_train_step", "add_bench_parser"]
+__all__ = ["synthetic_case", "time_train_step", "profile_train_step", "add_bench_parser"]
 
 
 def synthetic_case(num_nodes: int = 13, history: int = 10, batch_size: int = 100, channels: int = 1,
@@ -47,35 +47,66 @@ def synthetic_case(num_nodes: int = 13, history: int = 10, batch_size: int = 100
     return info, Batch.from_info(info, x, y)
 
 
-def time_train_step(name: str, info: DatasetInfo, batch: Batch, repeats: int = 20, warmup: int = 3) -> dict[str, Any]:
-    """Median and IQR (ms) of one optimisation step of model ``name``."""
+def _train_step(name: str, info: DatasetInfo, batch: Batch) -> tuple[Callable[[], Any], torch.nn.Module]:
+    """``(step, model)``: a closure running one optimisation step (or, for parameter-free
+    models, one forward pass) of a fresh seeded model ``name``, and that model."""
     entry = get_model_entry(name)
     torch.manual_seed(0)
     model = create_model(name, info, hidden=16)
     params = [p for p in model.parameters() if p.requires_grad]
     inp = entry.batch_transform(batch, info) if entry.batch_transform else batch
     if not params:
-        t = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            model(inp)
-            t.append(time.perf_counter() - t0)
-        return {"model": name, "median_ms": 1000 * statistics.median(t), "iqr_ms": 0.0, "params": 0}
+        return (lambda: model(inp)), model
     opt = torch.optim.Adam(params, lr=1e-3, fused=True)
-    times = []
-    for i in range(warmup + repeats):
-        t0 = time.perf_counter()
+
+    def step() -> None:
         loss = mse(model(inp), batch.y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+
+    return step, model
+
+
+def time_train_step(name: str, info: DatasetInfo, batch: Batch, repeats: int = 20, warmup: int = 3) -> dict[str, Any]:
+    """Median and IQR (ms) of one optimisation step (forward + backward + fused Adam) of model ``name``."""
+    step, model = _train_step(name, info, batch)
+    params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    times = []
+    for i in range(warmup + repeats):
+        t0 = time.perf_counter()
+        step()
         if i >= warmup:
             times.append(time.perf_counter() - t0)
     q = np.percentile(times, [25, 50, 75])
-    return {"model": name, "median_ms": 1000 * q[1], "iqr_ms": 1000 * (q[2] - q[0]), "params": sum(p.numel() for p in params)}
+    return {"model": name, "median_ms": 1000 * q[1], "iqr_ms": 1000 * (q[2] - q[0]), "params": params}
+
+
+def profile_train_step(name: str, info: DatasetInfo, batch: Batch, steps: int = 5, warmup: int = 3) -> list[dict[str, Any]]:
+    """Where one training step of ``name`` spends its time, per operator (``torch.profiler``).
+
+    Returns one row per operator, largest self CPU time first: ``op``, ``calls`` and
+    ``self_ms`` per step, and ``share`` of the step's total self time.  The profiler adds
+    its own overhead per operator, so the shares are what to read, not the absolute times.
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    step, _ = _train_step(name, info, batch)
+    for _ in range(warmup):
+        step()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            step()
+    events = [e for e in prof.key_averages() if e.self_cpu_time_total > 0]
+    total = sum(e.self_cpu_time_total for e in events) or 1.0
+    rows = [{"op": e.key, "calls": e.count / steps, "self_ms": e.self_cpu_time_total / 1000.0 / steps,
+             "share": e.self_cpu_time_total / total} for e in events]
+    return sorted(rows, key=lambda r: r["self_ms"], reverse=True)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     names = list_models(args.models.split(",")) if args.models != "all" else list_models()
     info, batch = synthetic_case(args.nodes, args.history, args.batch_size)
     print(f"one training step, batch {args.batch_size}, T {args.history}, {args.nodes} nodes, "
@@ -88,14 +119,24 @@ def cmd_bench(args: argparse.Namespace) -> int:
             print(f"{n:18s} failed: {type(exc).__name__}: {exc}")
             continue
         print(f"{n:18s} {r['median_ms']:10.2f} {r['iqr_ms']:8.2f} {r['params']:8d}")
+        if args.profile:
+            rows = profile_train_step(n, info, batch)
+            ops = sum(r["calls"] for r in rows)
+            print(f"  {n}: top {args.profile} of {len(rows)} operators ({ops:.0f} profiler events per step), "
+                  f"self CPU time per step under the profiler")
+            for r in rows[: args.profile]:
+                print(f"  {r['op'][:44]:44s} {r['calls']:7.1f} calls {r['self_ms']:8.3f} ms {100 * r['share']:5.1f}%")
     return 0
 
 
 def add_bench_parser(sub: Any) -> None:
     p = sub.add_parser("bench", help="time one training step per model (aspirin size by default)")
     p.add_argument("--models", default="all", help="'all' or comma list of fnmatch patterns")
-    p.add_argument("--nodes", type=int, default=13)
+    p.add_argument("--nodes", type=int, default=13, help="graph size (3 = an ethanol-like 3-node, 6-edge graph)")
     p.add_argument("--history", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--repeats", type=int, default=20)
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1, as `estagbench run`)")
+    p.add_argument("--profile", type=int, default=0, metavar="N",
+                   help="also print the N operators with the most self CPU time per step (torch.profiler)")
     p.set_defaults(func=cmd_bench)

@@ -3,14 +3,14 @@
 # figures with `estagbench rollout` and `estagbench plot`. Nothing here is edited by hand.
 #
 # One budget per table, the same for every model of the table, recorded in each file's header:
-#   EPOCHS_T1 ... EPOCHS_T8 (default: EPOCHS, default 500, the paper's), SEEDS (default 1,2,3).
+#   EPOCHS_T1 ... EPOCHS_T9 (default: EPOCHS, default 500, the paper's), SEEDS (default 1,2,3).
 # Finished cells are stored under $OUT and skipped on a rerun, so an interrupted run resumes.
-#   MODELS_T1 ... MODELS_T8: comma lists restricting a table's rows (default: every row the paper has)
+#   MODELS_T1 ... MODELS_T9: comma lists restricting a table's rows (default: every row the paper has)
 #   ROLLOUT_EPOCHS, ROLLOUT_SEEDS: budget of the Figure 5 rollout models (default: EPOCHS_T1, SEEDS)
 #   JOBS              cells run at once in worker processes (default 1; same numbers either way)
 #   ONLY="1 3"        regenerate only these parts (1, 2, 3 = tables; 4, 5, 7 = the MD17 ablations, L sweep and w_k
-#                     ablation on ethanol; 8 = the protein ablations on adk-mini; 6 = the T sweep and its figure;
-#                     fig = ethanol figures)
+#                     ablation on ethanol; 8 = the protein ablations on adk-mini; 9 = the motion ablations on
+#                     walk; 6 = the T sweep and its figure; fig = ethanol figures)
 #   ESTAGBENCH_DATA   the data folder (default ../shared/data)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,6 +43,7 @@ for t in 4 5 7; do                                       # ESTAG ablations, L = 
   want "$t" && reproduce "$t" "${ETHANOL[@]}"
 done
 want 8 && reproduce 8 --dataset adk-mini                 # ESTAG ablations on protein (as Table 2)
+want 9 && reproduce 9 --dataset motion-walk-30fps        # ESTAG ablations on motion (as Table 3)
 if want 6; then                                          # Table 6 and Figure 12: ESTAG on ethanol against T
   reproduce 6 "${ETHANOL[@]}"
   $EB plot tsweep --results "$OUT" --epochs "$(epochs 6)" --out "$LB/figures"

@@ -112,6 +112,8 @@ def train_model(
 
     Writes ``log.csv`` (one row per epoch: train loss, and val/test MSE on evaluation
     epochs) and ``best.pt`` (the best-val state dict) into ``run_dir`` when given.
+    ``log.csv`` is rewritten (atomically) after every evaluation, so a long run can be
+    followed while it trains; ``best.pt`` is written once, at the end.
     Models with ``trains=False`` (Pt-s/m/t) are evaluated once (best_epoch 0).
     """
     cfg = config or TrainConfig()
@@ -183,6 +185,8 @@ def train_model(
                 best = {"val_mse": row["val_mse"], "test_mse": row["test_mse"], "best_epoch": epoch}
                 best_state = copy.deepcopy(model.state_dict())
         curve.append(row)
+        if log_path and epoch % cfg.eval_every == 0 and epoch != cfg.epochs:
+            _write_curve(log_path, curve)  # progress so far; the final write below completes it
         if on_epoch:
             on_epoch(row)
         if bar is not None:

@@ -117,6 +117,26 @@ def test_best_val_selection(tmp_path, traj_file):
     assert (tmp_path / "log.csv").exists() and (tmp_path / "best.pt").exists()
 
 
+def test_log_is_written_during_training(tmp_path, traj_file):
+    """log.csv follows a long run: after each evaluation it holds every epoch so far."""
+    import pandas as pd
+
+    from estagbench.data import load_case
+
+    case = load_case(str(traj_file), history=4, stride=2).prepare()
+    seen: dict[int, int] = {}
+
+    def on_epoch(row):
+        path = tmp_path / "log.csv"
+        seen[int(row["epoch"])] = len(pd.read_csv(path)) if path.exists() else 0
+
+    out = train_model("zz-test-drift", case, 1, TrainConfig(epochs=6, eval_every=2), run_dir=tmp_path, on_epoch=on_epoch)
+    assert seen == {1: 0, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4}  # the last epoch's rows land in the final write
+    final = pd.read_csv(tmp_path / "log.csv")
+    assert len(final) == 6 and final["test_mse"].iloc[-1] == pytest.approx(out.curve[-1]["test_mse"], rel=1e-12)
+    assert not list(tmp_path.glob("*.part"))
+
+
 def test_unknown_names_exit_2_with_list(capsys):
     assert main(["run", "--models", "estgg", "--dataset", "md17"]) == 2
     assert "Valid models" in capsys.readouterr().err

@@ -1,8 +1,9 @@
 """What the benchmark modules share: the aspirin-sized graph and one timed training step.
 
-One step = forward + MSE + backward + fused Adam step (lr 5e-3, weight decay 1e-12), batch
-100, T = 10 past frames, on a fixed random trajectory; the batch (and, for DGL models, the
-registry's batch transform) is built inside the step exactly as the runner does per batch.
+One step = forward + MSE + backward + fused Adam step (the trainer's optimizer), batch 100,
+T = 10 past frames, on a fixed random trajectory; the step itself is
+``estagbench.bench.make_train_step`` (the one ``estagbench bench`` times), which applies the
+registry's batch transform (DGL models) inside the step, as the runner does per batch.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from collections.abc import Callable
 
 import torch
 
-from estagbench import Batch, DatasetInfo, create_model, get_model_entry
+from estagbench import Batch, DatasetInfo
+from estagbench.bench import make_train_step as bench_step
 
 BATCH, HISTORY, NODES = 100, 10, 13
 TARGET_EDGES = 96
@@ -61,28 +63,15 @@ def molecule_like_info(num_nodes: int = NODES, channels: int = 1, seed: int = 0,
 def make_train_step(
     name: str, info: DatasetInfo, batch_size: int = BATCH, spread: float = 1.0, step_size: float = 0.02
 ) -> Callable[[], float]:
-    """A closure running one training step of ``name`` on ``info``; returns the loss.
+    """``estagbench.bench.make_train_step`` on a random-walk batch; the closure returns the loss.
 
     The history is a random walk: start ``spread * N(0, 1)``, increments ``step_size * N(0, 1)``.
     The closure is called once before it is returned (allocations, lazy initialisation).
     """
     torch.manual_seed(0)
-    model = create_model(name, info, hidden=16)
-    model.train()
-    optim = torch.optim.Adam(model.parameters(), lr=5e-3, weight_decay=1e-12, fused=True)
     start = spread * torch.randn(batch_size, 1, info.num_nodes, info.num_channels, 3)
     x = start + step_size * torch.randn(batch_size, HISTORY, info.num_nodes, info.num_channels, 3).cumsum(1)
     y = x[:, -1] + step_size * torch.randn_like(x[:, -1])
-    batch = Batch.from_info(info, x, y)
-    transform = get_model_entry(name).batch_transform
-
-    def step() -> float:
-        inp = transform(batch, info) if transform else batch
-        loss = ((model(inp) - y) ** 2).mean()
-        optim.zero_grad(set_to_none=True)
-        loss.backward()
-        optim.step()
-        return float(loss.detach())
-
+    step, _ = bench_step(name, info, Batch.from_info(info, x, y))
     step()
     return step

@@ -20,9 +20,10 @@ import torch
 from .data.graphs import cutoff_adjacency, edge_features_z_hop, one_and_two_hop
 from .evaluate import mse
 from .registry import create_model, get_model_entry, list_models
+from .train import TrainConfig, make_optimizer
 from .types import Batch, DatasetInfo
 
-__all__ = ["synthetic_case", "time_train_step", "profile_train_step", "add_bench_parser"]
+__all__ = ["synthetic_case", "make_train_step", "time_train_step", "profile_train_step", "add_bench_parser"]
 
 
 def synthetic_case(num_nodes: int = 13, history: int = 10, batch_size: int = 100, channels: int = 1,
@@ -47,30 +48,34 @@ def synthetic_case(num_nodes: int = 13, history: int = 10, batch_size: int = 100
     return info, Batch.from_info(info, x, y)
 
 
-def _train_step(name: str, info: DatasetInfo, batch: Batch) -> tuple[Callable[[], Any], torch.nn.Module]:
-    """``(step, model)``: a closure running one optimisation step (or, for parameter-free
-    models, one forward pass) of a fresh seeded model ``name``, and that model."""
+def make_train_step(name: str, info: DatasetInfo, batch: Batch) -> tuple[Callable[[], float], torch.nn.Module]:
+    """``(step, model)``: a fresh model ``name`` (seed 0) and a closure running one training step
+    on ``batch`` exactly as the trainer does (registry batch transform per batch, element-wise MSE,
+    the trainer's optimizer: fused Adam, lr 5e-3, weight decay 1e-12); it returns the loss.
+    For parameter-free models (Pt-s/m/t) the step is one forward pass.
+    """
     entry = get_model_entry(name)
     torch.manual_seed(0)
     model = create_model(name, info, hidden=16)
+    model.train()
     params = [p for p in model.parameters() if p.requires_grad]
-    inp = entry.batch_transform(batch, info) if entry.batch_transform else batch
-    if not params:
-        return (lambda: model(inp)), model
-    opt = torch.optim.Adam(params, lr=1e-3, fused=True)
+    opt = make_optimizer(params, TrainConfig()) if params else None
 
-    def step() -> None:
+    def step() -> float:
+        inp = entry.batch_transform(batch, info) if entry.batch_transform else batch
         loss = mse(model(inp), batch.y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        if opt is not None:
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        return float(loss.detach())
 
     return step, model
 
 
 def time_train_step(name: str, info: DatasetInfo, batch: Batch, repeats: int = 20, warmup: int = 3) -> dict[str, Any]:
     """Median and IQR (ms) of one optimisation step (forward + backward + fused Adam) of model ``name``."""
-    step, model = _train_step(name, info, batch)
+    step, model = make_train_step(name, info, batch)
     params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     times = []
     for i in range(warmup + repeats):
@@ -91,7 +96,7 @@ def profile_train_step(name: str, info: DatasetInfo, batch: Batch, steps: int = 
     """
     from torch.profiler import ProfilerActivity, profile
 
-    step, _ = _train_step(name, info, batch)
+    step, _ = make_train_step(name, info, batch)
     for _ in range(warmup):
         step()
     with profile(activities=[ProfilerActivity.CPU]) as prof:
@@ -105,8 +110,7 @@ def profile_train_step(name: str, info: DatasetInfo, batch: Batch, steps: int = 
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads)
     names = list_models(args.models.split(",")) if args.models != "all" else list_models()
     info, batch = synthetic_case(args.nodes, args.history, args.batch_size)
     print(f"one training step, batch {args.batch_size}, T {args.history}, {args.nodes} nodes, "

@@ -1,15 +1,18 @@
-"""Memory-allocator settings that make the large per-step tensors of these models cheap.
+"""Optional memory-allocator settings for the large per-step tensors of these models.
 
 A training step allocates and frees the same tensors every time: edge tensors
-``(E, B, T, H)`` reach tens of MB on the protein case.  With the C library's defaults
-every such allocation is a fresh ``mmap`` whose pages the kernel faults in and zeroes one
-4 KiB page at a time (measured: about a million page faults per ESTAG step on adk-mini,
-half of the step's time), and freed heap memory is handed back to the system at once.
-:func:`configure_allocator` asks PyTorch to back allocations of 2 MiB and more with
-transparent huge pages (``THP_MEM_ALLOC_ENABLE``, read once when torch allocates its first
-tensor, so it only takes effect before ``import torch``) and asks glibc to keep freed
-memory for reuse (``mallopt``).  Numbers are unaffected: only where memory comes from
-changes.  ``ESTAGBENCH_ALLOCATOR=default`` leaves both alone.
+``(E, B, T, H)`` reach tens of MB on the protein case, and with the C library's defaults
+every such allocation is a fresh ``mmap`` whose pages the kernel faults in and zeroes
+(about a million page faults per ESTAG step on adk-mini).  ``ESTAGBENCH_ALLOCATOR=tuned``
+asks PyTorch to back allocations of 2 MiB and more with transparent huge pages
+(``THP_MEM_ALLOC_ENABLE``, read once when torch allocates its first tensor, so it only
+takes effect before ``import torch``) and asks glibc to keep freed memory for reuse
+(``mallopt``).  Numbers are unaffected: only where memory comes from changes.
+
+Whether it pays depends on the kernel: on this project's 2-core VM it halved the adk-mini
+step under one kernel build and doubled it (huge-page zeroing and compaction in system
+time) under a later one, while ethanol-sized steps did not change.  So it is off unless
+asked for (unset or ``ESTAGBENCH_ALLOCATOR=default``: PyTorch's and glibc's defaults).
 """
 
 from __future__ import annotations
@@ -28,9 +31,12 @@ _MIB = 1 << 20
 
 
 def configure_allocator() -> dict[str, bool]:
-    """Apply the settings once per process; returns what took effect."""
+    """Apply the settings once per process if ``ESTAGBENCH_ALLOCATOR=tuned``; returns what took effect."""
     done = {"thp": False, "mallopt": False}
-    if os.environ.get("ESTAGBENCH_ALLOCATOR", "").lower() == "default" or not sys.platform.startswith("linux"):
+    choice = os.environ.get("ESTAGBENCH_ALLOCATOR", "default").lower() or "default"
+    if choice not in ("default", "tuned"):
+        raise ValueError(f"ESTAGBENCH_ALLOCATOR must be 'default' or 'tuned', got {choice!r}")
+    if choice == "default" or not sys.platform.startswith("linux"):
         return done
     if "torch" not in sys.modules:
         os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ._argtypes import nonnegative_int, positive_int
 from .data.graphs import cutoff_adjacency, edge_features_z_hop, one_and_two_hop
 from .evaluate import mse
 from .registry import create_model, get_model_entry, list_models
@@ -136,11 +137,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def add_bench_parser(sub: Any) -> None:
     p = sub.add_parser("bench", help="time one training step per model (aspirin size by default)")
     p.add_argument("--models", default="all", help="'all' or comma list of fnmatch patterns")
-    p.add_argument("--nodes", type=int, default=13, help="graph size (3 = an ethanol-like 3-node, 6-edge graph)")
-    p.add_argument("--history", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=100)
-    p.add_argument("--repeats", type=int, default=20)
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1, as `estagbench run`)")
-    p.add_argument("--profile", type=int, default=0, metavar="N",
+    p.add_argument("--nodes", type=positive_int, default=13, help="graph size (3 = an ethanol-like 3-node, 6-edge graph)")
+    p.add_argument("--history", type=positive_int, default=10)
+    p.add_argument("--batch-size", type=positive_int, default=100)
+    p.add_argument("--repeats", type=positive_int, default=20)
+    p.add_argument("--threads", type=positive_int, default=1, help="torch CPU threads (default 1, as `estagbench run`)")
+    p.add_argument("--profile", type=nonnegative_int, default=0, metavar="N",
                    help="also print the N operators with the most self CPU time per step (torch.profiler)")
     p.set_defaults(func=cmd_bench)

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ._argtypes import nonnegative_int, positive_int
 from .registry import UnknownNameError
 
 __all__ = ["main", "build_parser"]
@@ -28,16 +29,6 @@ def _ints(text: str) -> tuple[int, ...]:
         return tuple(int(v) for v in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def _names(text: str) -> list[str]:
@@ -72,9 +63,10 @@ def add_data_args(p: argparse.ArgumentParser, dataset_required: bool = True) -> 
     p.add_argument("--molecules", "--cases", dest="cases", type=_names, default=None,
                    help="comma list of cases (MD17 molecules); default: all cases of the dataset")
     p.add_argument("--data-dir", type=Path, default=None, help="data cache (default $ESTAGBENCH_DATA or ~/.cache/estagbench)")
-    p.add_argument("--history", type=int, default=None, help="T, frames fed to the model (default 10)")
-    p.add_argument("--stride", type=int, default=None, help="Δ, frames between two inputs (dataset default)")
-    p.add_argument("--split-margin", type=int, default=None, help="MD17 rule: frames excluded at both ends (default 10000)")
+    p.add_argument("--history", type=positive_int, default=None, help="T, frames fed to the model (default 10)")
+    p.add_argument("--stride", type=positive_int, default=None, help="Δ, frames between two inputs (dataset default)")
+    p.add_argument("--split-margin", type=nonnegative_int, default=None,
+                   help="frames excluded at both ends of an MD17 trajectory (MD17 default 10000; PATH.npz default 0)")
     p.add_argument("--split-fractions", type=_floats, default=None, help="train,val,test fractions (MD17 default 0.1,0.05,0.05)")
     p.add_argument("--split-caps", type=_ints, default=None, help="train,val,test caps (MD17 default 500,2000,2000)")
 
@@ -97,16 +89,17 @@ def cmd_run(args: argparse.Namespace) -> int:
                     model_hparams=args.model_hparams, optimizer=args.optimizer, **data_opts(args))
     executor = make_executor(args.jobs, args.threads)
     records = run_plan(plan, executor, progress=not args.no_progress and args.jobs == 1)
+    failed = 1 if plan.failed else 0  # exit status 1 when a cell diverged, after the others ran
     if not records:
-        print("no results (every model was skipped)")
-        return 0
+        print("no results (every model was skipped)" if not failed else "no results (every cell failed)")
+        return failed
     df = load_results(args.out)
     keys = {(r["model"], r["dataset"], r["case"], r["config_hash"]) for r in records}
     df = df[[k in keys for k in zip(df.model, df.dataset, df.case, df.config_hash, strict=True)]]
     agg = aggregate(df)
     print(agg[["model", "dataset", "case", "mean", "std", "n_seeds"]].rename(columns={"mean": "test_mse_mean", "std": "test_mse_std"})
           .to_string(index=False, float_format=lambda v: f"{v:.6g}"))
-    return 0
+    return failed
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -160,6 +153,8 @@ def cmd_download(args: argparse.Namespace) -> int:
 def cmd_results(args: argparse.Namespace) -> int:
     from .results import load_results
 
+    if not (Path(args.out) / "results").is_dir():
+        print(f"estagbench: note: no results under {args.out}/results", file=sys.stderr)
     df = load_results(args.out)
     if args.format == "csv":
         sys.stdout.write(df.to_csv(index=False))
@@ -202,18 +197,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models", default="all", help="'all' or a comma list (see `estagbench models`)")
     add_data_args(p)
     p.add_argument("--seeds", type=_ints, default=None, help="comma list of seeds (default 1,2,3)")
-    p.add_argument("--epochs", type=int, default=None, help="training epochs (preset default: paper 500, quick 10)")
+    p.add_argument("--epochs", type=positive_int, default=None, help="training epochs (preset default: paper 500, quick 10)")
     p.add_argument("--preset", choices=["paper", "quick"], default="paper")
     p.add_argument("--lr", type=float, default=None, help="override the dataset's learning rate")
-    p.add_argument("--batch-size", type=int, default=None, help="default 100")
+    p.add_argument("--batch-size", type=positive_int, default=None, help="default 100")
     p.add_argument("--model-hparams", type=_hparams, default=None,
                    help="model hyper-parameters, e.g. layers=3 (part of the config hash)")
     p.add_argument("--optimizer", choices=["adam-fused", "adam"], default="adam-fused",
                    help="Adam as one fused kernel (default) or PyTorch's per-tensor loop (results stored before 2026-12)")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    p.add_argument("--threads", type=int, default=1,
+    p.add_argument("--threads", type=positive_int, default=1,
                    help="torch CPU threads (default 1: the graphs are small, and one thread is faster and reproducible)")
-    p.add_argument("--jobs", type=_positive_int, default=1,
+    p.add_argument("--jobs", type=positive_int, default=1,
                    help="cells run at once, each in its own process with --threads threads (default 1); "
                         "e.g. --jobs 2 --threads 1 on 2 cores. Same numbers as --jobs 1; no progress bars")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results directory (default ./estagbench-results)")
@@ -235,7 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_download)
 
     p = sub.add_parser("results", help="table of stored results")
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    p.add_argument("--results", "--out", dest="out", type=Path, default=DEFAULT_OUT,
+                   help="results store (default ./estagbench-results; --out, as in `run`, is the same flag)")
     p.add_argument("--format", choices=["csv", "markdown"], default="markdown")
     p.set_defaults(func=cmd_results)
 

@@ -94,8 +94,8 @@ class Evaluator:
             raise FloatingPointError(f"{where}model output contains NaN/inf")
 
     @torch.no_grad()
-    def evaluate(self, model: nn.Module, split: SplitData) -> EvalResult:
-        """Element-wise MSE of ``model`` over all samples of ``split``."""
+    def evaluate(self, model: nn.Module, split: SplitData, where: str = "") -> EvalResult:
+        """Element-wise MSE of ``model`` over all samples of ``split``; ``where`` prefixes error messages."""
         was_training = model.training
         model.eval()
         total = torch.zeros((), dtype=torch.float64)
@@ -104,7 +104,7 @@ class Evaluator:
         for x, y in iterate_batches(split, self.batch_size):
             pred = model(self.make_batch(x))
             y = y.to(pred.device)
-            self.check(pred, y)
+            self.check(pred, y, where)
             total += ((pred - y) ** 2).double().sum().cpu()
             count += y.numel()
         seconds = time.perf_counter() - t0

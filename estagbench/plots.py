@@ -27,6 +27,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ._argtypes import nonnegative_int, positive_int
+
 if TYPE_CHECKING:  # matplotlib is imported when a figure is drawn, not by every CLI start-up (~0.5 s)
     from matplotlib.figure import Figure
 
@@ -242,7 +244,8 @@ def plot_curves(
             if len(curves) > 1:
                 ax.fill_between(mean.index, lo.values, hi.values, color=color, alpha=0.15, lw=0)
     if plotted == 0:
-        raise ValueError(f"no stored runs with logs for {', '.join(models)} on {dataset}/{case} under {results}")
+        who = ", ".join(models) if models else "any model"
+        raise ValueError(f"no stored runs with logs for {who} on {dataset}/{case} under {results}")
     unit = f" ({scale_label})" if scale_label else ""
     for ax, title in ((ax_tr, "training loss (MSE)"), (ax_val, "validation MSE")):
         ax.set_yscale("log")
@@ -416,9 +419,9 @@ def add_plot_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--seeds", type=_ints, default=None, help="curves: only these seeds")
     p.add_argument("--seed", type=int, default=1, help="attention/sample: the run's seed (default 1)")
-    p.add_argument("--epochs", type=int, default=None, help="only runs trained for this many epochs")
+    p.add_argument("--epochs", type=positive_int, default=None, help="only runs trained for this many epochs")
     p.add_argument("--data-dir", type=Path, default=None, help="attention/sample: data the runs were trained on")
-    p.add_argument("--index", type=int, default=0, help="sample: index of the test sample (default 0)")
+    p.add_argument("--index", type=nonnegative_int, default=0, help="sample: index of the test sample (default 0)")
     p.add_argument(
         "--split", choices=["train", "val", "test"], default="test", help="attention/sample: split (default test)"
     )
@@ -466,7 +469,11 @@ def run_plot_command(args: argparse.Namespace) -> list[Path]:
     scale, scale_label = _scale(args.dataset)
     case = args.case
     if kind in ("curves", "attention", "sample", "rollout") and case is None:
-        case = resolve_cases(args.dataset, None)[0]
+        from .tables._records import load_records
+
+        stored = set(load_records(args.results).query("dataset == @args.dataset")["case"])
+        cases = resolve_cases(args.dataset, None)
+        case = next((c for c in cases if c in stored), cases[0])  # the first case with stored runs
     tag = f"{Path(args.dataset).stem}-{case}" if case else Path(args.dataset).stem
     if kind == "curves":
         models = args.models

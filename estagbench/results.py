@@ -14,6 +14,7 @@ import json
 import os
 import platform
 import subprocess
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,8 +157,13 @@ class ResultStore:
         for p in sorted(self.results_dir.glob("*.json")):
             try:
                 out.append(json.loads(p.read_text()))
-            except (json.JSONDecodeError, OSError):
-                continue
+            except (json.JSONDecodeError, OSError) as exc:  # records are written atomically: damaged afterwards
+                warnings.warn(
+                    f"{p}: unreadable result record, left out ({type(exc).__name__}: {exc}); delete it and rerun "
+                    "the command that made it to recompute that cell",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
         return out
 
 

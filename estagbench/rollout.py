@@ -39,6 +39,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ._argtypes import positive_int
 from .data.base import CaseData
 from .types import Batch, DatasetInfo
 
@@ -241,11 +242,11 @@ def add_rollout_parser(sub: Any) -> None:
     p.add_argument("--models", "--model", dest="models", type=_names, required=True,
                    help="comma list, e.g. estag-full-attn,st-egnn (the paper rolls ESTAG out with full attention)")
     add_data_args(p)
-    p.add_argument("--steps", type=int, default=10, help="frames predicted recurrently (default 10)")
+    p.add_argument("--steps", type=positive_int, default=10, help="frames predicted recurrently (default 10)")
     p.add_argument("--split", choices=["train", "val", "test"], default="test")
     p.add_argument("--seeds", type=_ints, default=None, help="comma list of seeds (default 1,2,3)")
-    p.add_argument("--epochs", type=int, default=None, help="training epochs (default 500)")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1, as `estagbench run`)")
+    p.add_argument("--epochs", type=positive_int, default=None, help="training epochs (default 500)")
+    p.add_argument("--threads", type=positive_int, default=1, help="torch CPU threads (default 1, as `estagbench run`)")
     p.add_argument("--out", type=Path, default=Path("estagbench-results"))
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_rollout)

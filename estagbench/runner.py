@@ -150,6 +150,8 @@ class RunPlan:
     data_dir: Path | None
     store: ResultStore
     skipped: list[tuple[str, str, str]] = field(default_factory=list)
+    #: ``(cell, error)`` of every cell whose training diverged (NaN/inf) in :func:`run_plan`.
+    failed: list[tuple[str, str]] = field(default_factory=list)
 
 
 def plan_run(
@@ -213,7 +215,11 @@ def _stored_record(plan: RunPlan, cell: Cell, say: Callable[[str], None]) -> dic
 
 
 def run_plan(plan: RunPlan, executor: Executor | None = None, progress: bool = True, log: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
-    """Run every unfinished cell of ``plan``; return all records of the plan (old and new)."""
+    """Run every unfinished cell of ``plan``; return all records of the plan (old and new).
+
+    A cell whose training diverges (``FloatingPointError``: NaN/inf loss or output) is reported,
+    stores nothing and is listed in ``plan.failed``; the other cells still run.
+    """
     say = log or (lambda s: print(s, file=sys.stderr))
     executor = executor or SequentialExecutor()
     records: list[dict[str, Any]] = []
@@ -248,7 +254,13 @@ def run_plan(plan: RunPlan, executor: Executor | None = None, progress: bool = T
         ) -> dict[str, Any] | None:  # this case's values bound as defaults; trains and stores one cell
             source = model_source_sha256(cell.model)
             t0 = time.time()
-            out = train_model(cell.model, prepared, cell.seed, plan.train, run_dir=plan.store.run_dir(cell.id), progress=progress)
+            try:
+                out = train_model(cell.model, prepared, cell.seed, plan.train, run_dir=plan.store.run_dir(cell.id),
+                                  progress=progress)
+            except FloatingPointError as exc:  # this cell diverged: report it, keep the others going
+                what = f"{cell.model} {plan.dataset}/{cell.case} seed {cell.seed}"
+                say(f"error: {what} failed, nothing stored for it: {exc}")
+                return {"failed": what, "error": str(exc)}
             rec = {
                 "model": cell.model, "dataset": plan.dataset, "case": cell.case, "seed": cell.seed,
                 "model_source_sha256": source,
@@ -273,7 +285,13 @@ def run_plan(plan: RunPlan, executor: Executor | None = None, progress: bool = T
                 todo.append(cell)
             else:
                 records.append(rec)
-        records.extend(r for r in executor.map(run_cell, todo) if r is not None)
+        for rec in executor.map(run_cell, todo):
+            if rec is not None and "failed" in rec:
+                plan.failed.append((rec["failed"], rec["error"]))
+            elif rec is not None:
+                records.append(rec)
     for model, where, why in plan.skipped:
         say(f"skipped {model} on {where}: {why}")
+    for what, error in plan.failed:
+        say(f"failed {what}: {error}")
     return records

@@ -102,13 +102,14 @@ def equivariance_error(
     when ``translate``).  Inputs should be float64 for tight tolerances.
     """
     g = torch.Generator().manual_seed(seed + 12345)
-    out = fn(batch)
     errors: dict[str, float] = {}
-    for case, reflect in (("rotation", False), ("reflection", True)):
-        rot = random_orthogonal(g, reflect, batch.x.dtype)
-        shift = (torch.randn(3, generator=g, dtype=batch.x.dtype) * 3.0) if translate else torch.zeros(3, dtype=batch.x.dtype)
-        out_g = fn(_apply(batch, rot, shift))
-        errors[case] = float((out_g - (out @ rot.T + shift)).abs().max())
+    with torch.no_grad():  # a check of the map, not of its gradients
+        out = fn(batch)
+        for case, reflect in (("rotation", False), ("reflection", True)):
+            rot = random_orthogonal(g, reflect, batch.x.dtype)
+            shift = (torch.randn(3, generator=g, dtype=batch.x.dtype) * 3.0) if translate else torch.zeros(3, dtype=batch.x.dtype)
+            out_g = fn(_apply(batch, rot, shift))
+            errors[case] = float((out_g - (out @ rot.T + shift)).abs().max())
     return errors
 
 

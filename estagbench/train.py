@@ -128,8 +128,8 @@ def train_model(
     log_path = run_dir / "log.csv" if run_dir else None
 
     def evaluate_all(epoch: int, train_loss: float, epoch_seconds: float) -> dict[str, float]:
-        v = evaluator.evaluate(model, val)
-        t = evaluator.evaluate(model, test)
+        v = evaluator.evaluate(model, val, f"{model_name} seed {seed}, epoch {epoch}, val split: ")
+        t = evaluator.evaluate(model, test, f"{model_name} seed {seed}, epoch {epoch}, test split: ")
         row = {"epoch": epoch, "train_loss": train_loss, "val_mse": v.mse, "test_mse": t.mse,
                "epoch_seconds": epoch_seconds, "eval_ms_per_sample": (v.seconds + t.seconds) * 1000 / max(len(val) + len(test), 1)}
         return row

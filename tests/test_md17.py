@@ -76,6 +76,29 @@ def test_truncated_npz(tmp_path):
     assert dest.read_bytes() == blob[: len(blob) // 2]  # the cache is left untouched
 
 
+def test_random_bytes_and_empty_file(tmp_path):
+    dest = tmp_path / "md17" / "md17_ethanol.npz"
+    dest.parent.mkdir(parents=True)
+    dest.write_bytes(np.random.default_rng(0).bytes(4096))
+    with pytest.raises(DataError, match=r"md17_ethanol.npz: not an .npz archive \(first bytes") as err:
+        load_md17("ethanol", tmp_path, **SLICE)
+    assert "pickle" not in str(err.value)  # no hint to load untrusted data unsafely
+    dest.write_bytes(b"")
+    with pytest.raises(DataError, match="not an .npz archive \\(an empty file"):
+        load_md17("ethanol", tmp_path, **SLICE)
+
+
+def test_non_numeric_arrays(tmp_path):
+    z = np.array([6, 6, 8, 1, 1, 1, 1, 1, 1])
+    R = np.random.rand(300, 9, 3)
+    _copy_with(tmp_path, R=R.astype(str), z=z)
+    with pytest.raises(DataError, match="md17_ethanol.npz: R must be floating point, got dtype <U"):
+        load_md17("ethanol", tmp_path, **SLICE)
+    _copy_with(tmp_path, R=R, z=z.astype(str))
+    with pytest.raises(DataError, match="z must be numeric"):
+        load_md17("ethanol", tmp_path, **SLICE)
+
+
 def test_wrong_shapes_and_nan(tmp_path):
     z = np.array([6, 6, 8, 1, 1, 1, 1, 1, 1])
     R = np.random.rand(300, 9, 3)
@@ -110,3 +133,20 @@ def test_benzene_is_centred(tmp_path):
     np.testing.assert_allclose(data.trajectories[0].mean(axis=1), 0.0, atol=1e-12)
     assert data.trajectories[0].shape[0] == 399  # last frame dropped
     shutil.rmtree(tmp_path / "md17")
+
+
+def test_download_checks_that_the_file_is_an_md17_npz(tmp_path, monkeypatch):
+    """No trusted MD17 checksum is recorded, so a download (or a cached file) must at least parse."""
+    import estagbench.data.md17 as md17
+
+    src = tmp_path / "server"
+    src.mkdir()
+    (src / "md17_ethanol.npz").write_bytes(np.random.default_rng(1).bytes(2048))
+    monkeypatch.setattr(md17, "URL_BASE", src.as_uri())
+    cache = tmp_path / "cache"
+    with pytest.raises(DataError, match=r"md17_ethanol.npz: not an .npz archive"):
+        md17.download_md17("ethanol", cache)
+    with pytest.raises(DataError, match="not an .npz archive"):  # already cached: checked again, not trusted
+        md17.download_md17("ethanol", cache)
+    np.savez(src / "md17_ethanol.npz", R=np.random.rand(20, 9, 3), z=np.array([6, 6, 8] + [1] * 6))
+    assert md17.download_md17("ethanol", cache, force=True) == cache / "md17" / "md17_ethanol.npz"

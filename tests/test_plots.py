@@ -75,6 +75,12 @@ def test_plot_commands_write_png_and_pdf(trained, tmp_path):
     assert main(["plot", "attention", *common, "--seed", "9"]) == 2  # no such run
 
 
+def test_without_case_the_first_case_with_stored_runs_is_plotted(trained, tmp_path):
+    out, _ = trained  # ethanol only: the default must not be md17's first molecule (aspirin)
+    assert main(["plot", "curves", "--results", str(out), "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "curves-md17-ethanol.png").exists()
+
+
 def test_curves_one_line_per_trained_model(trained):
     out, _ = trained
     fig = plots.plot_curves(out, "md17", "ethanol", ["estag", "st-egnn", "pt-t"])

@@ -189,3 +189,56 @@ def test_process_executor_runs_cells_in_other_processes_in_order():
     assert [r["seed"] for r in out] == [0, 1, 2, 3]
     assert all(r["pid"] != parent for r in out)
     assert len({r["pid"] for r in out}) == 4  # one fresh worker per cell (maxtasksperchild=1)
+
+
+class _Diverges(nn.Module):
+    """Predicts NaN: its training loss is NaN from the first step (test only)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.tensor(float("nan")))
+
+    def forward(self, batch):
+        return batch.x[:, -1] * self.w
+
+
+@register_model("zz-test-diverges", multichannel=True)
+def _diverges(info, **kw):
+    return _Diverges()
+
+
+def test_a_diverging_cell_is_reported_and_the_others_still_run(tmp_path, traj_file, capsys):
+    out = tmp_path / "res"
+    rc = main(["run", "--models", "pt-t,zz-test-diverges,zz-test-drift", "--dataset", str(traj_file), "--epochs", "2",
+               "--seeds", "1", "--history", "4", "--stride", "2", "--out", str(out), "--no-progress"])
+    assert rc == 1
+    err = capsys.readouterr().err
+    assert "failed zz-test-diverges" in err and "training loss became nan at epoch 1" in err
+    assert sorted(load_results(out).model) == ["pt-t", "zz-test-drift"]  # stored; nothing for the failed cell
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [("--epochs", "0", "positive integer"), ("--epochs", "-1", "positive integer"),
+     ("--batch-size", "0", "positive integer"), ("--history", "0", "positive integer"),
+     ("--stride", "0", "positive integer"), ("--split-margin", "-5", "integer >= 0"), ("--threads", "two", "an integer")],
+)
+def test_flag_values_are_checked_before_anything_runs(flag, value, message, capsys):
+    with pytest.raises(SystemExit):
+        main(["run", "--models", "pt-t", "--dataset", "md17", flag, value])
+    err = capsys.readouterr().err
+    assert f"argument {flag}: expected" in err and message in err
+
+
+def test_a_damaged_record_is_named_and_its_cell_recomputed(tmp_path, traj_file, capsys):
+    out = tmp_path / "res"
+    assert _run(out, traj_file) == 0
+    damaged = sorted((out / "results").glob("zz-test-drift*s2*.json"))[0]
+    damaged.write_text(damaged.read_text()[:300])
+    with pytest.warns(RuntimeWarning, match=f"{damaged.name}: unreadable result record, left out"):
+        df = load_results(out)
+    assert len(df) == 3
+    capsys.readouterr()
+    assert _run(out, traj_file) == 0  # the damaged cell counts as unfinished and runs again
+    assert capsys.readouterr().err.count("skip ") == 3
+    assert len(load_results(out)) == 4

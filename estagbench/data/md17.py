@@ -73,12 +73,19 @@ def md17_path(molecule: str, data_dir: Path) -> Path:
 
 
 def download_md17(molecule: str, data_dir: Path, force: bool = False) -> Path:
-    """Fetch ``md17_<molecule>.npz`` into ``<data_dir>/md17/`` (checked against :data:`KNOWN_SHA256`)."""
+    """Fetch ``md17_<molecule>.npz`` into ``<data_dir>/md17/`` and check it.
+
+    The download is checked against :data:`KNOWN_SHA256` where a trusted checksum is recorded
+    (none yet: the official files could not be fetched where this suite was built), and the
+    file, new or already cached, must be a readable ``.npz`` with ``R`` and ``z``
+    (:class:`DataError` naming the file otherwise).
+    """
     dest = md17_path(molecule, data_dir)
-    if dest.exists() and not force:
-        return dest
-    fname = FILES[molecule][0]
-    return download_file(f"{URL_BASE}/{fname}", dest, sha256=KNOWN_SHA256.get(fname))
+    if force or not dest.exists():
+        fname = FILES[molecule][0]
+        download_file(f"{URL_BASE}/{fname}", dest, sha256=KNOWN_SHA256.get(fname))
+    load_npz(dest, required=("R", "z"))
+    return dest
 
 
 def load_md17(
@@ -102,6 +109,10 @@ def load_md17(
         )
     arrays = load_npz(path, required=("R", "z"))
     R, z = np.asarray(arrays["R"]), np.asarray(arrays["z"]).reshape(-1)
+    for key, arr, kinds in (("R", R, "f"), ("z", z, "iuf")):
+        if arr.dtype.kind not in kinds:
+            need = "floating point" if kinds == "f" else "numeric"
+            raise DataError(f"{path}: {key} must be {need}, got dtype {arr.dtype}")
     if R.ndim != 3 or R.shape[2] != 3 or R.shape[1] != z.shape[0]:
         raise DataError(f"{path}: expected R of shape (frames, {z.shape[0]}, 3) matching z {z.shape}, got R {R.shape}")
     if not np.all(np.isfinite(R)):

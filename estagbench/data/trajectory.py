@@ -63,6 +63,15 @@ def load_npz(path: str | os.PathLike[str], required: tuple[str, ...] = ()) -> di
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: file not found")
+    if path.is_file():
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+        if head != b"PK\x03\x04":  # every .npz is a zip archive
+            what = "an empty file" if not head else f"first bytes {head!r}, not the zip signature of an .npz"
+            raise DataError(
+                f"{path}: not an .npz archive ({what}; corrupt or truncated download?). "
+                "Delete the file and download it again."
+            )
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}

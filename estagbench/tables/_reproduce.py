@@ -183,6 +183,7 @@ def reproduce_table(
             **opts,
         )
         recs = run_plan(plan, executor, progress=progress, log=say)
+        notes.extend(f"failed (diverged, left out): {what}" for what, _ in plan.failed)
         records.extend(recs)
         hashes.update(r["config_hash"] for r in recs)
     ran_columns = [k for g in groups for k in g.columns if g.models]

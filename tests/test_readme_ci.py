@@ -27,3 +27,19 @@ def test_readme_main_command_uses_an_offline_dataset():
     setup, _ = _readme_commands()
     dataset = re.search(r"--dataset (\S+)", setup).group(1)
     assert get_dataset_spec(dataset).offline
+
+
+def test_readme_adding_a_model_code_runs_as_written():
+    """The model file and the equivariance check of "Adding a model", run in a fresh interpreter."""
+    import subprocess
+    import sys
+
+    text = (REPO / "README.md").read_text()
+    section = text.split("## Adding a model", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```python\n(.+?)\n```", section, flags=re.S)
+    assert len(blocks) == 2
+    code = "\n".join(blocks) + "\nprint('ok')\n"
+    out = subprocess.run([sys.executable, "-W", "error::UserWarning", "-c", code], capture_output=True, text=True,
+                         cwd=REPO, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"

@@ -59,7 +59,8 @@ def add_data_args(p: argparse.ArgumentParser, dataset_required: bool = True) -> 
     """Dataset selection and protocol overrides shared by run/rollout/reproduce."""
     p.add_argument("--dataset", required=dataset_required,
                    help="md17 | adk | adk-mini | motion-walk | motion-walk-30fps | motion-walk-35_01 | motion-basketball | "
-                        "peptide-explicit | peptide-implicit | peptide-vacuum | PATH.npz")
+                        "peptide-explicit | peptide-implicit | peptide-vacuum | PATH.npz (your trajectory, docs/trajectory-format.md) | "
+                        "TOPOLOGY::TRAJECTORY[::TRAJECTORY...] (any protein MDAnalysis reads, as AdK-style residues)")
     p.add_argument("--molecules", "--cases", dest="cases", type=_names, default=None,
                    help="comma list of cases (MD17 molecules); default: all cases of the dataset")
     p.add_argument("--data-dir", type=Path, default=None, help="data cache (default $ESTAGBENCH_DATA or ~/.cache/estagbench)")

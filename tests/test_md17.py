@@ -150,3 +150,10 @@ def test_download_checks_that_the_file_is_an_md17_npz(tmp_path, monkeypatch):
         md17.download_md17("ethanol", cache)
     np.savez(src / "md17_ethanol.npz", R=np.random.rand(20, 9, 3), z=np.array([6, 6, 8] + [1] * 6))
     assert md17.download_md17("ethanol", cache, force=True) == cache / "md17" / "md17_ethanol.npz"
+
+
+def test_coordinates_beyond_float32_are_refused(tmp_path):
+    z = np.array([6, 6, 8, 1, 1, 1, 1, 1, 1])
+    _copy_with(tmp_path, R=1e200 * np.random.rand(300, 9, 3), z=z)
+    with pytest.raises(DataError, match=r"md17_ethanol.npz: coordinates overflow torch.float32 .*wrong units"):
+        _load(tmp_path).prepare()

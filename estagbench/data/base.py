@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from ..types import DatasetInfo
+from .errors import DataError
 from .splits import SPLITS, check_disjoint, split_hash
 
 __all__ = ["FileRecord", "CaseData", "SplitData", "PreparedCase", "sha256_file", "make_windows"]
@@ -137,7 +138,12 @@ class CaseData:
         splits = {}
         for name in SPLITS:
             x, y = make_windows(self.trajectories, self.windows[name], self.history, self.stride)
-            splits[name] = SplitData(torch.as_tensor(x, dtype=dtype), torch.as_tensor(y, dtype=dtype))
+            split = SplitData(torch.as_tensor(x, dtype=dtype), torch.as_tensor(y, dtype=dtype))
+            if not (torch.isfinite(split.x).all() and torch.isfinite(split.y).all()):  # finite in float64 only
+                where = ", ".join(f.path for f in self.files) or f"{self.dataset}/{self.case}"
+                raise DataError(f"{where}: coordinates overflow {dtype} (largest magnitude "
+                                f"{max(float(np.abs(t).max()) for t in self.trajectories):.3g}); wrong units?")
+            splits[name] = split
         return PreparedCase(self, self.info(), splits)
 
     def windows_json(self) -> str:

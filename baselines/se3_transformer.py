@@ -52,20 +52,20 @@ import math
 from typing import Any
 
 import torch
+from e3nn import o3
 from torch import Tensor, nn
 
 from estagbench import DatasetInfo, register_model
 from estagbench.nn import MLP
 
 from .tfn import (
+    SH_IRREPS,
     ChannelwiseConvolution,
     ChannelwiseTensorProduct,
     FramewiseST,
     GatedBlock,
     average_degree,
     hidden_irreps,
-    o3,
-    sh_irreps,
 )
 
 __all__ = ["scatter_softmax", "SE3AttentionLayer", "SE3Transformer", "STSE3Transformer", "st_se3"]
@@ -110,7 +110,7 @@ class SE3AttentionLayer(nn.Module):
         super().__init__()
         self.irreps_in = o3.Irreps(irreps_in)
         self.irreps_out = o3.Irreps(irreps_out)
-        self.tp = ChannelwiseTensorProduct(self.irreps_in, sh_irreps(), self.irreps_out)
+        self.tp = ChannelwiseTensorProduct(self.irreps_in, SH_IRREPS, self.irreps_out)
         self.radial_k = MLP(edge_scalar_dim, radial_hidden, self.tp.weight_numel, layers=2)
         self.radial_v = MLP(edge_scalar_dim, radial_hidden, self.tp.weight_numel, layers=2)
         self.lin_q = o3.Linear(self.irreps_in, self.tp.irreps_mid)
@@ -165,7 +165,7 @@ class SE3Transformer(nn.Module):
             self.gates.append(gate)
             irreps = gate.irreps_out
         self.out = ChannelwiseConvolution(
-            irreps, o3.Irreps("1x1o"), sh_irreps(), edge_scalar_dim, radial_hidden, avg_degree
+            irreps, o3.Irreps("1x1o"), SH_IRREPS, edge_scalar_dim, radial_hidden, avg_degree
         )
 
     def forward(self, f: Tensor, sh: Tensor, scalars: Tensor, edge_index: Tensor) -> Tensor:

@@ -57,15 +57,14 @@ from __future__ import annotations
 import math
 
 import torch
+from e3nn import o3
+from e3nn.nn import Gate
 from torch import Tensor, nn
 
 from estagbench import Batch, DatasetInfo, register_model
 from estagbench.nn import MLP
 
-from ._lazy import lazy_import
 from ._temporal import FrameEmbedding, SoftmaxTemporalPooling
-
-o3 = lazy_import("e3nn.o3")  # e3nn runs its start-up when a model is built, not at registry load
 
 __all__ = [
     "EdgeGeometry",
@@ -77,25 +76,11 @@ __all__ = [
     "TFN",
     "FramewiseST",
     "STTFN",
-    "sh_irreps",
-    "SH_IRREPS_STR",
     "st_tfn",
 ]
 
-#: Spherical harmonics of the edge direction used as filters: degrees 0, 1, 2
-#: (``SH_IRREPS``, an ``o3.Irreps``, is built from it on first access).
-SH_IRREPS_STR = "1x0e + 1x1o + 1x2e"
-
-
-def sh_irreps() -> o3.Irreps:
-    """The ``o3.Irreps`` of :data:`SH_IRREPS_STR`."""
-    return o3.Irreps(SH_IRREPS_STR)
-
-
-def __getattr__(name: str) -> object:  # PEP 562: ``SH_IRREPS`` without importing e3nn at module load
-    if name == "SH_IRREPS":
-        return sh_irreps()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+#: Spherical harmonics of the edge direction used as filters: degrees 0, 1, 2.
+SH_IRREPS = o3.Irreps("1x0e + 1x1o + 1x2e")
 
 
 def hidden_irreps(hidden: int, mul1: int | None = None, mul2: int | None = None, lmax: int = 2) -> o3.Irreps:
@@ -149,7 +134,7 @@ class EdgeGeometry(nn.Module):
     ``Y(R r) = D(R) Y(r)`` for every orthogonal ``R``.
     """
 
-    def __init__(self, irreps_sh: o3.Irreps | str = SH_IRREPS_STR) -> None:
+    def __init__(self, irreps_sh: o3.Irreps = SH_IRREPS) -> None:
         super().__init__()
         self.irreps_sh = o3.Irreps(irreps_sh)
 
@@ -393,8 +378,6 @@ class GatedBlock(nn.Module):
         scalars = o3.Irreps([(m, ir) for m, ir in irreps_hidden if ir.l == 0])
         gated = o3.Irreps([(m, ir) for m, ir in irreps_hidden if ir.l > 0])
         gates = o3.Irreps(f"{gated.num_irreps}x0e") if gated.num_irreps > 0 else o3.Irreps("")
-        from e3nn.nn import Gate  # here, not at module level: see o3 above
-
         self.gate = Gate(scalars, [nn.functional.silu], gates, [torch.sigmoid] * len(gates), gated)
         self.irreps_in = self.gate.irreps_in
         self.irreps_out = self.gate.irreps_out
@@ -443,12 +426,12 @@ class TFN(nn.Module):
         for _ in range(num_layers - 1):
             gate = GatedBlock(irreps_hidden)
             self.convs.append(
-                ChannelwiseConvolution(irreps, gate.irreps_in, sh_irreps(), edge_scalar_dim, radial_hidden, avg_degree)
+                ChannelwiseConvolution(irreps, gate.irreps_in, SH_IRREPS, edge_scalar_dim, radial_hidden, avg_degree)
             )
             self.gates.append(gate)
             irreps = gate.irreps_out
         self.out = ChannelwiseConvolution(
-            irreps, o3.Irreps("1x1o"), sh_irreps(), edge_scalar_dim, radial_hidden, avg_degree
+            irreps, o3.Irreps("1x1o"), SH_IRREPS, edge_scalar_dim, radial_hidden, avg_degree
         )
 
     def forward(self, f: Tensor, sh: Tensor, scalars: Tensor, edge_index: Tensor) -> Tensor:

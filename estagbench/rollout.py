@@ -188,6 +188,9 @@ def rollout_case(
 
     plan = plan_run(",".join(models), dataset, cases, seeds, epochs, "paper", out, data_dir, **data_opts)
     records = run_plan(plan, progress=progress)
+    if plan.failed:  # a rollout table without some seeds would not say so: stop before writing any
+        raise ValueError(f"rollout: {len(plan.failed)} cell(s) diverged in training, no rollout table written: "
+                         + "; ".join(f"{what}: {err}" for what, err in plan.failed))
     rows: list[dict[str, Any]] = []
     for case in plan.cases:
         data = load_case(plan.dataset, case, data_dir=plan.data_dir, **plan.data_opts)

@@ -11,6 +11,7 @@ being the same single-threaded run it would be alone (same seed, same numbers).
 from __future__ import annotations
 
 import multiprocessing
+import os
 import sys
 import time
 import warnings
@@ -259,6 +260,10 @@ def run_plan(plan: RunPlan, executor: Executor | None = None, progress: bool = T
                                   progress=progress)
             except FloatingPointError as exc:  # this cell diverged: report it, keep the others going
                 what = f"{cell.model} {plan.dataset}/{cell.case} seed {cell.seed}"
+                old = plan.store.path(cell.id)
+                if old.exists():  # a record of an earlier model source (why the cell reran): not this code's result
+                    os.replace(old, old.with_name(old.name + ".stale"))
+                    what += f" (its record from the earlier model source moved to {old.name}.stale)"
                 say(f"error: {what} failed, nothing stored for it: {exc}")
                 return {"failed": what, "error": str(exc)}
             rec = {

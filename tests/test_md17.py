@@ -144,12 +144,21 @@ def test_download_checks_that_the_file_is_an_md17_npz(tmp_path, monkeypatch):
     (src / "md17_ethanol.npz").write_bytes(np.random.default_rng(1).bytes(2048))
     monkeypatch.setattr(md17, "URL_BASE", src.as_uri())
     cache = tmp_path / "cache"
-    with pytest.raises(DataError, match=r"md17_ethanol.npz: not an .npz archive"):
+    with pytest.raises(DataError, match=r"md17_ethanol.npz.part: not an .npz archive"):
         md17.download_md17("ethanol", cache)
-    with pytest.raises(DataError, match="not an .npz archive"):  # already cached: checked again, not trusted
+    assert not (cache / "md17").exists() or not any((cache / "md17").iterdir())  # nothing bad left in the cache
+    (cache / "md17").mkdir(parents=True, exist_ok=True)
+    (cache / "md17" / "md17_ethanol.npz").write_bytes(b"garbage")
+    with pytest.raises(DataError, match=r"md17_ethanol.npz: not an .npz archive"):  # cached: checked, not trusted
         md17.download_md17("ethanol", cache)
     np.savez(src / "md17_ethanol.npz", R=np.random.rand(20, 9, 3), z=np.array([6, 6, 8] + [1] * 6))
-    assert md17.download_md17("ethanol", cache, force=True) == cache / "md17" / "md17_ethanol.npz"
+    good = md17.download_md17("ethanol", cache, force=True)
+    assert good == cache / "md17" / "md17_ethanol.npz"
+    kept = good.read_bytes()
+    (src / "md17_ethanol.npz").write_text("<html>503 Service Unavailable</html>")
+    with pytest.raises(DataError, match="not an .npz archive"):
+        md17.download_md17("ethanol", cache, force=True)
+    assert good.read_bytes() == kept and not list(good.parent.glob("*.part"))  # the cached file is untouched
 
 
 def test_coordinates_beyond_float32_are_refused(tmp_path):

@@ -242,3 +242,32 @@ def test_a_damaged_record_is_named_and_its_cell_recomputed(tmp_path, traj_file, 
     assert _run(out, traj_file) == 0  # the damaged cell counts as unfinished and runs again
     assert capsys.readouterr().err.count("skip ") == 3
     assert len(load_results(out)) == 4
+
+
+def test_a_failed_rerun_moves_the_record_of_the_earlier_model_source_aside(tmp_path, traj_file, capsys):
+    """A cell reran because its model source changed and then diverged: the old record is not this
+    code's result, so it must not stay in the store to be aggregated."""
+    out = tmp_path / "res"
+    argv = ["run", "--models", "zz-test-diverges", "--dataset", str(traj_file), "--epochs", "2", "--seeds", "1",
+            "--history", "4", "--stride", "2", "--out", str(out), "--no-progress"]
+    assert main(argv) == 1
+    (cid,) = [p.name for p in (out / "runs").iterdir()]
+    old = out / "results" / f"{cid}.json"
+    old.parent.mkdir(exist_ok=True)
+    old.write_text(json.dumps({"model": "zz-test-diverges", "dataset": "toy", "case": "toy", "seed": 1,
+                               "config_hash": cid.rsplit("__", 1)[-1], "model_source_sha256": "0" * 64,
+                               "metrics": {"test_mse": 1.0, "val_mse": 1.0, "best_epoch": 1}}))
+    capsys.readouterr()
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "source changed" in err and f"moved to {cid}.json.stale" in err
+    assert not old.exists() and (out / "results" / f"{cid}.json.stale").exists()
+    assert load_results(out).empty
+
+
+def test_rollout_stops_when_a_cell_diverges(tmp_path, traj_file, capsys):
+    rc = main(["rollout", "--models", "zz-test-diverges", "--dataset", str(traj_file), "--epochs", "2", "--seeds", "1",
+               "--history", "4", "--stride", "2", "--steps", "2", "--out", str(tmp_path / "res"), "--no-progress"])
+    assert rc == 2
+    assert "diverged in training, no rollout table written" in capsys.readouterr().err
+    assert not (tmp_path / "res" / "rollout").exists()

@@ -10,6 +10,7 @@ import hashlib
 import os
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 from .errors import ChecksumError, DataNotFoundError
@@ -28,12 +29,20 @@ def resolve_data_dir(data_dir: str | os.PathLike[str] | None) -> Path:
     return Path(data_dir).expanduser() if data_dir else default_data_dir()
 
 
-def download_file(url: str, dest: str | os.PathLike[str], sha256: str | None = None, timeout: float = 60.0) -> Path:
+def download_file(
+    url: str,
+    dest: str | os.PathLike[str],
+    sha256: str | None = None,
+    timeout: float = 60.0,
+    check: Callable[[Path], object] | None = None,
+) -> Path:
     """Fetch ``url`` to ``dest``; verify ``sha256`` when given; atomic.
 
+    ``check(path)``, when given, is called on the downloaded file before it replaces
+    ``dest`` and raises if the content is not what was expected (e.g. an HTML error page).
     Raises :class:`DataNotFoundError` when the URL cannot be reached (naming the
-    URL and ``dest``) and :class:`ChecksumError` on a hash mismatch; in both cases
-    nothing is left at ``dest`` and an existing file there is untouched.
+    URL and ``dest``), :class:`ChecksumError` on a hash mismatch and whatever ``check``
+    raises; in every case nothing is left at ``dest`` and an existing file there is untouched.
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -56,5 +65,11 @@ def download_file(url: str, dest: str | os.PathLike[str], sha256: str | None = N
         raise ChecksumError(
             f"{url}: downloaded file has SHA-256 {digest}, expected {sha256}; nothing was written to {dest}"
         )
+    if check is not None:
+        try:
+            check(part)
+        except Exception:
+            part.unlink(missing_ok=True)
+            raise
     os.replace(part, dest)
     return dest

@@ -78,13 +78,18 @@ def download_md17(molecule: str, data_dir: Path, force: bool = False) -> Path:
     The download is checked against :data:`KNOWN_SHA256` where a trusted checksum is recorded
     (none yet: the official files could not be fetched where this suite was built), and the
     file, new or already cached, must be a readable ``.npz`` with ``R`` and ``z``
-    (:class:`DataError` naming the file otherwise).
+    (:class:`DataError` naming the file otherwise; a bad download leaves a cached file untouched).
     """
     dest = md17_path(molecule, data_dir)
+
+    def check(path: Path) -> None:
+        load_npz(path, required=("R", "z"))
+
     if force or not dest.exists():
-        fname = FILES[molecule][0]
-        download_file(f"{URL_BASE}/{fname}", dest, sha256=KNOWN_SHA256.get(fname))
-    load_npz(dest, required=("R", "z"))
+        fname = FILES[molecule][0]  # checked before it replaces a cached file
+        download_file(f"{URL_BASE}/{fname}", dest, sha256=KNOWN_SHA256.get(fname), check=check)
+    else:
+        check(dest)
     return dest
 
 

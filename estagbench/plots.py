@@ -448,13 +448,16 @@ def _scale(dataset: str) -> tuple[float, str]:
 
 def _read_rollout(paths: Sequence[Path]) -> pd.DataFrame:
     frames = []
-    for p in paths:
-        if p.suffix == ".json":
-            obj = json.loads(p.read_text())
-            rows = obj if isinstance(obj, list) else obj.get("rows") or obj.get("steps") or []
-            frames.append(pd.DataFrame(rows))
-        else:
-            frames.append(pd.read_csv(p, comment="#"))
+    for p in dict.fromkeys(Path(q).resolve() for q in paths):  # a file named twice counts once
+        try:
+            if p.suffix == ".json":
+                obj = json.loads(p.read_text())
+                rows = obj if isinstance(obj, list) else obj.get("rows") or obj.get("steps") or []
+                frames.append(pd.DataFrame(rows))
+            else:
+                frames.append(pd.read_csv(p, comment="#"))
+        except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+            raise ValueError(f"{p}: not a rollout table written by `estagbench rollout` ({type(exc).__name__}: {exc})") from exc
     if not frames:
         raise ValueError("plot rollout needs --input FILE(s) written by `estagbench rollout`")
     return pd.concat(frames, ignore_index=True)
@@ -506,9 +509,14 @@ def run_plot_command(args: argparse.Namespace) -> list[Path]:
             raise FileNotFoundError(
                 f"no rollout table {', '.join(missing)}; run `estagbench rollout` first or pass --input"
             )
-        fig = plot_rollout(
-            _read_rollout(inputs), title=f"Rollout MSE per step: {tag}", scale=scale, scale_label=scale_label
-        )
+        table = _read_rollout(inputs)
+        if args.input and {"dataset", "case"} <= set(table.columns):
+            named = table[["dataset", "case"]].drop_duplicates()
+            if len(named) == 1:  # the table says what it is: name and scale the figure by it
+                dataset, case = str(named.iloc[0, 0]), str(named.iloc[0, 1])
+                scale, scale_label = _scale(dataset)
+                tag = f"{Path(dataset).stem}-{case}"
+        fig = plot_rollout(table, title=f"Rollout MSE per step: {tag}", scale=scale, scale_label=scale_label)
         return save_figure(fig, out, f"rollout-{tag}")
     if kind == "attention":
         model_name = (args.models or ["estag"])[0]
@@ -518,6 +526,11 @@ def run_plot_command(args: argparse.Namespace) -> list[Path]:
                 f"no stored run of {model_name} on {args.dataset}/{case} seed {args.seed} under {args.results}"
             )
         model, prepared = load_trained(args.results, recs[0], args.data_dir)
+        from .models.estag import ESTAG
+
+        if not isinstance(model, ESTAG):
+            raise ValueError(f"plot attention draws ESTAG's temporal attention and pooling weights; {model_name} is "
+                             "not an ESTAG variant (e.g. estag, estag-full-attn, estag-no-edft)")
         _, det = predict(model, prepared, args.split, details=True)
         maps, pool = attention_summary(det or {})
         fig = plot_attention(maps, pool, title=f"{model_name} on {tag} (seed {args.seed}, {args.split} split mean)")

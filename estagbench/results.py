@@ -59,8 +59,13 @@ def config_hash(config: dict[str, Any]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
-def _safe(s: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in s)
+def _safe(s: str, limit: int = 80) -> str:
+    """``s`` as a file-name part; a longer one (e.g. ``TOPOLOGY::TRAJ`` with absolute paths) keeps its
+    last ``limit - 9`` characters and a hash of the whole, so that names stay unique and short."""
+    out = "".join(c if c.isalnum() or c in "-_." else "_" for c in s)
+    if len(out) > limit:
+        out = f"{hashlib.sha256(s.encode()).hexdigest()[:8]}-{out[-(limit - 9):]}"
+    return out
 
 
 def cell_id(model: str, dataset: str, case: str, seed: int, chash: str) -> str:

@@ -73,6 +73,7 @@ def test_plot_commands_write_png_and_pdf(trained, tmp_path):
     _check_files([figs / "sample-md17-ethanol-3.png", figs / "sample-md17-ethanol-3.pdf"], "sample-md17-ethanol-3")
     assert main(["plot", "sample", *common, "--data-dir", str(root), "--index", "100000"]) == 2
     assert main(["plot", "attention", *common, "--seed", "9"]) == 2  # no such run
+    assert main(["plot", "attention", *common, "--models", "st-egnn"]) == 2  # no temporal attention to draw
 
 
 def test_without_case_the_first_case_with_stored_runs_is_plotted(trained, tmp_path):
@@ -137,6 +138,13 @@ def test_rollout_figure_from_per_step_table(tmp_path):
     assert main(["plot", "rollout", "--case", "ethanol", "--results", str(tmp_path / "res"), "--out", str(figs)]) == 0
     _check_files([figs / "rollout-md17-ethanol.png", figs / "rollout-md17-ethanol.pdf"], "rollout-md17-ethanol")
     assert main(["plot", "rollout", "--case", "aspirin", "--results", str(tmp_path / "res")]) == 2  # no such table
+    # --input: the figure is named after the dataset and case the table holds (not the --dataset default)
+    other = tmp_path / "g"
+    assert main(["plot", "rollout", "--input", str(path), str(path), "--out", str(other)]) == 0
+    assert (other / "rollout-md17-ethanol.png").exists()
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(b"\xff\xfe\x00binary")
+    assert main(["plot", "rollout", "--input", str(bad), "--out", str(other)]) == 2
     fig = plots.plot_rollout(pd.DataFrame(rows))
     assert len(fig.axes[0].lines) == 2
     assert fig.axes[0].lines[0].get_ydata()[0] == pytest.approx(1e-5 * 1.15)  # mean over seeds 1, 2

@@ -271,3 +271,15 @@ def test_rollout_stops_when_a_cell_diverges(tmp_path, traj_file, capsys):
     assert rc == 2
     assert "diverged in training, no rollout table written" in capsys.readouterr().err
     assert not (tmp_path / "res" / "rollout").exists()
+
+
+def test_long_dataset_names_give_short_unique_file_names():
+    """``TOPOLOGY::TRAJ::TRAJ`` with absolute paths is a legal --dataset; its file names must stay under
+    the 255-byte limit (and distinct), while short names keep their readable form."""
+    from estagbench.results import cell_id
+
+    base = "/very/long/path/to/a/protein/simulation/folder/" * 3
+    a = cell_id("estag", f"{base}top.psf::{base}run1.dcd::{base}run2.dcd", "adk", 1, "abcdef123456")
+    b = cell_id("estag", f"{base}top.psf::{base}run1.dcd::{base}run3.dcd", "adk", 1, "abcdef123456")
+    assert len(a) < 200 and len(b) < 200 and a != b
+    assert cell_id("estag", "md17", "ethanol", 1, "abc") == "estag__md17__ethanol__s1__abc"

@@ -487,6 +487,11 @@ def test_reproduce_table1_on_ethanol_runs_resumes_and_writes(tmp_path, capsys):
     assert table.cells[("pt-t", "ethanol")].mean == pytest.approx(expect, rel=1e-6)
     assert table.cells[("egnn-t", "ethanol")].n_seeds == 2
     assert table.cells[("estag", "ethanol")].empty  # not asked for
+    # a smaller seed list: the table averages only those seeds, though the store holds more
+    assert main([*argv[:argv.index("--seeds") + 1], "1", *argv[argv.index("--seeds") + 2:]]) == 0
+    one = read_table_csv(tabs / "table1.csv")
+    assert one.cells[("egnn-t", "ethanol")].n_seeds == 1 and one.cells[("egnn-t", "ethanol")].seeds == "1"
+    assert "- seeds: 1\n" in (tabs / "table1.md").read_text()
 
 
 def test_reproduce_rejects_what_the_table_does_not_have(tmp_path):

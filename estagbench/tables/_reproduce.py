@@ -207,8 +207,9 @@ def reproduce_table(
     }
     if notes:
         meta["run_notes"] = "; ".join(notes)
-    return build_table(
-        spec, df, choice, config_hashes=hashes, columns=ran_columns or None, compare_paper=compare_paper, meta=meta
+    return build_table(  # only the seeds of this budget, even when the store holds more
+        spec, df, choice, seeds=list(seeds or p["seeds"]), config_hashes=hashes, columns=ran_columns or None,
+        compare_paper=compare_paper, meta=meta,
     )
 
 

@@ -179,7 +179,8 @@ def rollout_case(
     """Train (or reuse stored runs of) ``models`` with the runner, roll each out on ``split``.
 
     Returns one row per (model, case, seed, step) and writes them to
-    ``<out>/rollout/rollout-<dataset>-<case>.csv``.
+    ``<out>/rollout/rollout-<dataset>-<case>.csv`` (``...-<case>-<split>.csv`` for a split other than
+    test), keeping the rows of models and seeds rolled out earlier into the same file.
     """
     from .data import load_case
     from .registry import create_model
@@ -209,13 +210,20 @@ def rollout_case(
             for j, v in enumerate(per_step.tolist(), start=1):
                 case_rows.append({"model": rec["model"], "dataset": plan.dataset, "case": case, "seed": rec["seed"],
                                   "step": j, "mse": v, "samples": int(x.shape[0])})
-        path = Path(out) / "rollout" / f"rollout-{Path(plan.dataset).stem}-{case}.csv"
+        suffix = "" if split == "test" else f"-{split}"
+        path = Path(out) / "rollout" / f"rollout-{Path(plan.dataset).stem}-{case}{suffix}.csv"
         path.parent.mkdir(parents=True, exist_ok=True)
+        fields = ["model", "dataset", "case", "seed", "step", "mse", "samples"]
+        kept: list[dict[str, Any]] = []
+        if path.exists():  # earlier rollouts of other models / seeds stay; the ones run now replace theirs
+            done = {(r["model"], str(r["seed"])) for r in case_rows}
+            with open(path, newline="") as fh:
+                kept = [r for r in csv.DictReader(fh) if (r.get("model"), r.get("seed")) not in done]
         tmp = path.with_suffix(".part")
         with open(tmp, "w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=["model", "dataset", "case", "seed", "step", "mse", "samples"])
+            w = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore")
             w.writeheader()
-            w.writerows(case_rows)
+            w.writerows(kept + case_rows)
         os.replace(tmp, path)
         print(f"rollout table: {path}", file=sys.stderr)
         rows.extend(case_rows)

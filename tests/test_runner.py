@@ -283,3 +283,28 @@ def test_long_dataset_names_give_short_unique_file_names():
     b = cell_id("estag", f"{base}top.psf::{base}run1.dcd::{base}run3.dcd", "adk", 1, "abcdef123456")
     assert len(a) < 200 and len(b) < 200 and a != b
     assert cell_id("estag", "md17", "ethanol", 1, "abc") == "estag__md17__ethanol__s1__abc"
+
+
+def test_naming_a_model_outside_the_papers_datasets_runs_it_with_a_note(tmp_path, capsys):
+    from estagbench.runner import plan_run
+
+    plan = plan_run("st-gmn", "md17", ["ethanol"], [1], 1, "paper", tmp_path)  # ST_GMN: AdK only in the paper
+    assert plan.models == ["st-gmn"]
+    assert "note: the paper did not run st-gmn on md17" in capsys.readouterr().err
+    assert "st-gmn" not in plan_run("all", "md17", ["ethanol"], [1], 1, "paper", tmp_path).models
+
+
+def test_rollout_tables_keep_earlier_models_and_seeds(tmp_path, traj_file):
+    import pandas as pd
+
+    out = tmp_path / "res"
+    base = ["rollout", "--models", "zz-test-drift", "--dataset", str(traj_file), "--epochs", "2", "--history", "4",
+            "--stride", "2", "--steps", "2", "--out", str(out), "--no-progress"]
+    assert main([*base, "--seeds", "1"]) == 0
+    assert main([*base, "--seeds", "2"]) == 0
+    assert main([*base, "--seeds", "1"]) == 0  # again: replaces seed 1's rows, does not add a second copy
+    table = pd.read_csv(out / "rollout" / "rollout-toy-toy.csv")
+    assert sorted(table.groupby("seed").size().items()) == [(1, 2), (2, 2)]
+    assert main([*base, "--seeds", "1", "--split", "val"]) == 0  # another split: its own file
+    assert (out / "rollout" / "rollout-toy-toy-val.csv").exists()
+    assert len(pd.read_csv(out / "rollout" / "rollout-toy-toy.csv")) == 4

@@ -80,6 +80,18 @@ def test_case_graph_and_protocol_from_metadata(tmp_path):
     assert data2.history == 4 and data2.stride == 3
 
 
+@pytest.mark.parametrize(
+    ("protocol", "message"),
+    [({"stride": 0}, "stride must be an integer >= 1, got 0"), ({"history": -3}, "history must be an integer >= 1"),
+     ({"history": 2.5}, "history must be an integer"), ({"split_margin": -1}, "split_margin must be an integer >= 0"),
+     ([1, 2], "must be a JSON object")],
+)
+def test_protocol_in_metadata_is_checked_like_the_flags(tmp_path, protocol, message):
+    p = write_trajectory(tmp_path / "m.npz", np.random.rand(300, 3, 3), cutoff=5.0, metadata={"protocol": protocol})
+    with pytest.raises(DataError, match=f"m.npz: .*{message}"):
+        load_case(str(p))
+
+
 def test_too_short_for_one_window(tmp_path):
     p = write_trajectory(tmp_path / "s.npz", np.random.rand(20, 3, 3))
     with pytest.raises(DataError, match="no window start"):

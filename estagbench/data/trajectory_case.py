@@ -48,6 +48,8 @@ def case_from_trajectory(
     where = str(traj.path) if traj.path else f"{dataset}/{case}"
     proto = dict(TRAJECTORY_DEFAULTS)
     file_proto = traj.metadata.get("protocol", {}) if isinstance(traj.metadata, dict) else {}
+    if not isinstance(file_proto, dict):
+        raise DataError(f"{where}: metadata['protocol'] must be a JSON object, got {type(file_proto).__name__}")
     unknown = set(file_proto) - set(TRAJECTORY_DEFAULTS)
     if unknown:
         raise DataError(f"{where}: metadata['protocol'] has unknown key(s) {sorted(unknown)}; allowed {sorted(TRAJECTORY_DEFAULTS)}")
@@ -56,6 +58,10 @@ def case_from_trajectory(
                      ("split_fractions", split_fractions), ("split_caps", split_caps)):
         if val is not None:
             proto[key] = val
+    for key, low in (("history", 1), ("stride", 1), ("split_margin", 0)):  # the checks the flags get
+        val = proto[key]
+        if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or val < low:
+            raise DataError(f"{where}: protocol {key} must be an integer >= {low}, got {val!r}")
     pos = traj.positions[:-1] if drop_last else traj.positions
     try:
         starts = md17_split(pos.shape[0], int(proto["history"]), int(proto["stride"]), int(proto["split_margin"]),

@@ -113,6 +113,8 @@ def profile_train_step(name: str, info: DatasetInfo, batch: Batch, steps: int = 
 def cmd_bench(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     names = list_models(args.models.split(",")) if args.models != "all" else list_models()
+    if not names:
+        raise ValueError(f"no registered model matches {args.models!r}; `estagbench models` lists them all")
     info, batch = synthetic_case(args.nodes, args.history, args.batch_size)
     print(f"one training step, batch {args.batch_size}, T {args.history}, {args.nodes} nodes, "
           f"{info.num_edges} edges, torch threads {torch.get_num_threads()}")

@@ -107,7 +107,10 @@ def cmd_models(args: argparse.Namespace) -> int:
     from .registry import get_model_entry, list_models
 
     rows = []
-    for n in list_models(args.pattern):
+    names = list_models(args.pattern)
+    if not names:
+        raise UnknownNameError(f"no registered model matches {args.pattern!r}; `estagbench models` lists them all")
+    for n in names:
         e = get_model_entry(n)
         rows.append((n, e.symmetry, "yes" if e.multichannel else "no", "yes" if e.trains else "no",
                      ",".join(e.datasets) if e.datasets else "all", e.module, e.description))

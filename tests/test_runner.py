@@ -308,3 +308,10 @@ def test_rollout_tables_keep_earlier_models_and_seeds(tmp_path, traj_file):
     assert main([*base, "--seeds", "1", "--split", "val"]) == 0  # another split: its own file
     assert (out / "rollout" / "rollout-toy-toy-val.csv").exists()
     assert len(pd.read_csv(out / "rollout" / "rollout-toy-toy.csv")) == 4
+
+
+def test_patterns_matching_no_model_are_errors(capsys):
+    assert main(["models", "zzz*"]) == 2
+    assert main(["bench", "--models", "nosuch"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("no registered model matches") == 2

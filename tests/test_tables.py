@@ -425,6 +425,7 @@ def test_tables_command_writes_nine_latex_tables(store, tmp_path, capsys):
     assert main(["tables", "--table", "1", "--compare-paper", "--results", str(s.root), "--drop-empty"]) == 0
     text = capsys.readouterr().out
     assert "(paper 0.099" in text and "| Method | Ethanol |" in text
+    assert re.search(r"- commit: deadbeef \(\d+ records\)", text) and "- versions: torch x" in text
     assert main(["tables", "--table", "12", "--results", str(s.root)]) == 2
 
 

@@ -129,6 +129,7 @@ def cmd_datasets(args: argparse.Namespace) -> int:
         print(f"{spec.name:20s} family={spec.family:8s} lr={spec.lr:g} {'offline ' if spec.offline else ''}"
               f"cases={cases}\n    {spec.description}")
     print("PATH.npz             your own trajectory file (docs/trajectory-format.md)")
+    print("TOP::TRAJ[::TRAJ..]  any protein topology + trajectories MDAnalysis reads, as AdK-style residues")
     return 0
 
 

@@ -31,6 +31,7 @@ import argparse
 import csv
 import os
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -194,7 +195,9 @@ def rollout_case(
                          + "; ".join(f"{what}: {err}" for what, err in plan.failed))
     rows: list[dict[str, Any]] = []
     for case in plan.cases:
-        data = load_case(plan.dataset, case, data_dir=plan.data_dir, **plan.data_opts)
+        with warnings.catch_warnings():  # the data's warnings were reported when the runner loaded it
+            warnings.simplefilter("ignore")
+            data = load_case(plan.dataset, case, data_dir=plan.data_dir, **plan.data_opts)
         info = data.info()
         x, y = rollout_windows(data, split, steps)
         case_rows: list[dict[str, Any]] = []

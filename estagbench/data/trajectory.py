@@ -69,16 +69,16 @@ def load_npz(path: str | os.PathLike[str], required: tuple[str, ...] = ()) -> di
         if head != b"PK\x03\x04":  # every .npz is a zip archive
             what = "an empty file" if not head else f"first bytes {head!r}, not the zip signature of an .npz"
             raise DataError(
-                f"{path}: not an .npz archive ({what}; corrupt or truncated download?). "
-                "Delete the file and download it again."
+                f"{path}: not an .npz archive ({what}; corrupt or truncated file?). "
+                "Replace the file (download it again if it came from `estagbench download`)."
             )
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
     except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as exc:
         raise DataError(
-            f"{path}: not a readable .npz archive (corrupt or truncated download?): {type(exc).__name__}: {exc}. "
-            "Delete the file and download it again."
+            f"{path}: not a readable .npz archive (corrupt or truncated file?): {type(exc).__name__}: {exc}. "
+            "Replace the file (download it again if it came from `estagbench download`)."
         ) from exc
     missing = [k for k in required if k not in arrays]
     if missing:

@@ -161,6 +161,15 @@ def cmd_results(args: argparse.Namespace) -> int:
     if not (Path(args.out) / "results").is_dir():
         print(f"estagbench: note: no results under {args.out}/results", file=sys.stderr)
     df = load_results(args.out)
+    if not df.empty:  # what tells two configurations of one model apart, after the hash
+        import json
+
+        from .tables import load_records
+
+        rec = load_records(args.out)
+        df["history"], df["stride"] = rec["history"].values, rec["stride"].values
+        df["lr"] = [c.get("lr") for c in rec["train_config"]]
+        df["model_hparams"] = [json.dumps(h, sort_keys=True) if h else "" for h in rec["model_hparams"]]
     if args.format == "csv":
         sys.stdout.write(df.to_csv(index=False))
     else:

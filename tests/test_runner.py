@@ -315,3 +315,17 @@ def test_patterns_matching_no_model_are_errors(capsys):
     assert main(["bench", "--models", "nosuch"]) == 2
     err = capsys.readouterr().err
     assert err.count("no registered model matches") == 2
+
+
+def test_results_table_tells_configurations_apart(tmp_path, traj_file, capsys):
+    import io
+
+    import pandas as pd
+
+    out = tmp_path / "res"
+    assert _run(out, traj_file) == 0
+    capsys.readouterr()
+    assert main(["results", "--results", str(out), "--format", "csv"]) == 0
+    df = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    assert {"history", "stride", "lr", "model_hparams"} <= set(df.columns)
+    assert set(df["history"]) == {4} and set(df["stride"]) == {2}

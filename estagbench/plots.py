@@ -240,7 +240,7 @@ def plot_curves(
             frames = [c[["epoch", col]].dropna() for c in curves]
             merged = pd.concat(frames).groupby("epoch")[col]
             mean, lo, hi = merged.mean() * scale, merged.min() * scale, merged.max() * scale
-            ax.plot(mean.index, mean.values, color=color, lw=1.4, label=label, marker="." if only_eval else None, ms=3)
+            ax.plot(mean.index, mean.values, color=color, lw=1.4, label=label, marker="." if only_eval or len(mean) == 1 else None, ms=3)
             if len(curves) > 1:
                 ax.fill_between(mean.index, lo.values, hi.values, color=color, alpha=0.15, lw=0)
     if plotted == 0:

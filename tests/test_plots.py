@@ -90,6 +90,7 @@ def test_curves_one_line_per_trained_model(trained):
     assert len(val_ax.lines) == 3  # ... and is a reference line for validation
     log = pd.read_csv(out / "runs" / plots.find_records(out, "estag", "md17", "ethanol")[0]["_cell_id"] / "log.csv")
     assert list(train_ax.lines[0].get_ydata()) == pytest.approx(list(log["train_loss"]))
+    assert len(log) == 1 and train_ax.lines[0].get_marker() == "."  # one epoch: a point, not an invisible line
     with pytest.raises(ValueError, match="no stored runs"):
         plots.plot_curves(out, "md17", "ethanol", ["egnn-s"])
 

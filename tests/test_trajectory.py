@@ -96,3 +96,15 @@ def test_too_short_for_one_window(tmp_path):
     p = write_trajectory(tmp_path / "s.npz", np.random.rand(20, 3, 3))
     with pytest.raises(DataError, match="no window start"):
         load_case(str(p))
+
+
+def test_write_refuses_what_read_would_refuse(tmp_path):
+    pos = np.random.rand(30, 3, 3)
+    pos[4, 1, 0] = np.nan
+    with pytest.raises(DataError, match="bad.npz: positions contains 1 NaN/inf"):
+        write_trajectory(tmp_path / "bad.npz", pos)
+    with pytest.raises(DataError, match="'edges' refers to node ids outside"):
+        write_trajectory(tmp_path / "bad.npz", np.random.rand(30, 3, 3), edges=[[0, 7]])
+    with pytest.raises(DataError, match="'cutoff' must be a positive distance"):
+        write_trajectory(tmp_path / "bad.npz", np.random.rand(30, 3, 3), cutoff=-1.0)
+    assert not list(tmp_path.iterdir())  # nothing written

@@ -19,7 +19,7 @@ import numpy as np
 
 from .errors import DataError
 
-__all__ = ["Trajectory", "read_trajectory", "write_trajectory", "load_npz", "atomic_write_bytes"]
+__all__ = ["Trajectory", "read_trajectory", "trajectory_from_arrays", "write_trajectory", "load_npz", "atomic_write_bytes"]
 
 KNOWN_KEYS = ("positions", "node_features", "atomic_numbers", "masses", "edges", "cutoff", "time_step_fs", "metadata")
 
@@ -97,7 +97,13 @@ def _check_finite(path: Path, name: str, arr: np.ndarray) -> None:
 def read_trajectory(path: str | os.PathLike[str]) -> Trajectory:
     """Read and validate a trajectory ``.npz``; see docs/trajectory-format.md."""
     path = Path(path)
-    arrays = load_npz(path, required=("positions",))
+    return trajectory_from_arrays(path, load_npz(path, required=("positions",)))
+
+
+def trajectory_from_arrays(path: Path, arrays: dict[str, Any]) -> Trajectory:
+    """Validate the arrays of a trajectory file (named ``path`` in errors) and build the :class:`Trajectory`."""
+    if "positions" not in arrays:
+        raise DataError(f"{path}: missing key(s) ['positions']; the file has {sorted(arrays)}")
     pos = np.asarray(arrays["positions"])
     if np.issubdtype(pos.dtype, np.floating):
         _check_finite(path, "positions", pos)
@@ -194,7 +200,8 @@ def write_trajectory(
     time_step_fs: float | None = None,
     metadata: dict[str, Any] | None = None,
 ) -> Path:
-    """Write a trajectory ``.npz`` atomically (temporary file, then rename)."""
+    """Write a trajectory ``.npz`` atomically (temporary file, then rename), after checking it as
+    :func:`read_trajectory` would: a file this writes can be read back (DataError otherwise, nothing written)."""
     arrays: dict[str, Any] = {"positions": np.asarray(positions, dtype=np.float64)}
     for key, val in (
         ("node_features", node_features),
@@ -208,4 +215,5 @@ def write_trajectory(
             arrays[key] = np.asarray(val)
     if metadata is not None:
         arrays["metadata"] = np.array(json.dumps(metadata, sort_keys=True))
+    trajectory_from_arrays(Path(path), arrays)
     return atomic_write_bytes(path, lambda fh: np.savez(fh, **arrays))

@@ -558,3 +558,12 @@ def test_a_lone_value_is_not_marked(tmp_path):
     assert t.stem == "table9-motion-walk-30fps" and t.display("estag", "mse") == pytest.approx(0.046)
     assert t.marks() == {}
     assert not [line for line in to_markdown(t).splitlines() if line.startswith("|") and "**" in line]
+
+
+def test_header_names_only_the_data_behind_the_numbers(tmp_path, capsys):
+    store = ResultStore(tmp_path / "res")
+    for seed in (1, 2):
+        _put(store, "estag", "md17", "ethanol", seed, 1e-4 * seed)
+    assert main(["tables", "--table", "1", "--results", str(store.root)]) == 0  # every column kept ('–' elsewhere)
+    head = capsys.readouterr().out.splitlines()[0]
+    assert "Data: md17 (ethanol);" in head and "aspirin" not in head

@@ -344,7 +344,10 @@ def describe(table: Table, extra: dict[str, str] | None = None) -> dict[str, str
     spec = table.spec
     epochs, seeds, _ = _budget(table)
     by_ds: dict[str, list[str]] = {}
+    with_data = {ck for (_rk, ck), c in table.cells.items() if c.n_seeds}
     for c in table.columns:
+        if with_data and c.key not in with_data:  # name the data the numbers come from, not every column
+            continue
         cases = by_ds.setdefault(table.datasets[c.key], [])
         if c.case and c.case not in cases:
             cases.append(c.case)

@@ -151,7 +151,7 @@ def cmd_download(args: argparse.Namespace) -> int:
 
         download_adk_equilibrium(root, force=args.force)
     else:
-        raise UnknownNameError(f"nothing to download for {args.dataset!r}; downloadable: md17, adk, motion-walk, motion-basketball")
+        raise UnknownNameError(f"nothing to download for {args.dataset!r}; downloadable: md17, adk, motion-walk, motion-walk-35_01, motion-walk-30fps, motion-basketball")
     return 0
 
 
@@ -237,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_datasets)
 
     p = sub.add_parser("download", help="download a dataset into the cache")
-    p.add_argument("dataset", help="md17 | adk | motion-walk | motion-basketball")
+    p.add_argument("dataset", help="md17 | adk | motion-walk | motion-walk-35_01 | motion-walk-30fps | motion-basketball")
     p.add_argument("--molecules", "--cases", dest="cases", type=_names, default=None)
     p.add_argument("--data-dir", type=Path, default=None)
     p.add_argument("--force", action="store_true", help="download again even if the file exists")

@@ -205,11 +205,21 @@ def _cell_config(plan: RunPlan, model: str, case: str, params: dict[str, Any]) -
     return {"model": model, "dataset": plan.dataset, "case": case, "data_params": params, "train": plan.train.as_dict()}
 
 
-def _stored_record(plan: RunPlan, cell: Cell, say: Callable[[str], None]) -> dict[str, Any] | None:
-    """The stored record of ``cell`` if there is one from the current model source, else None."""
+def _stored_record(
+    plan: RunPlan, cell: Cell, say: Callable[[str], None], data_sha256: dict[str, str] | None = None
+) -> dict[str, Any] | None:
+    """The stored record of ``cell`` if there is one from the current model source and the same data
+    files (by SHA-256, when the record lists them), else None."""
     if not plan.store.has(cell.id):
         return None
     rec = plan.store.get(cell.id)
+    stored_files = {Path(f["path"]).name: f.get("sha256") for f in rec.get("data_files") or [] if f.get("path")}
+    now = {Path(k).name: v for k, v in (data_sha256 or {}).items()}
+    changed = sorted(n for n, h in stored_files.items() if n in now and h and now[n] != h)
+    if changed:
+        say(f"rerun {cell.model} {plan.dataset}/{cell.case} seed {cell.seed}: data file(s) {', '.join(changed)} "
+            "differ (SHA-256) from the ones the stored result was computed on")
+        return None
     stored = rec.get("model_source_sha256")
     if stored is None or stored == model_source_sha256(cell.model):
         say(f"skip {cell.model} {plan.dataset}/{cell.case} seed {cell.seed}: stored (test MSE {rec['metrics']['test_mse']:.6g})")
@@ -234,7 +244,11 @@ def run_plan(plan: RunPlan, executor: Executor | None = None, progress: bool = T
             data = load_case(plan.dataset, case, data_dir=plan.data_dir, **plan.data_opts)
         for w in caught:
             say(f"warning: {w.message}")
-        official = all(f.official is not False for f in data.files)
+        for note in data.notes:  # deviations the loader made (e.g. a shortened start range): said and stored
+            say(f"note: {plan.dataset}/{case}: {note}")
+        # True only when every file matched a known checksum; None when some could not be checked
+        official = False if any(f.official is False for f in data.files) else (
+            True if all(f.official is True for f in data.files) else None)
         prepared: PreparedCase = data.prepare()
         sizes = data.split_sizes()
         shash = data.split_hash()
@@ -277,6 +291,7 @@ def run_plan(plan: RunPlan, executor: Executor | None = None, progress: bool = T
                 "metrics": out.metrics, "timings": out.timings, "num_params": out.num_params,
                 "hparams": getattr(out.model, "estagbench_hparams", {}),
                 "data_files": [f.as_dict() for f in data.files], "official_data": official,
+                "data_notes": list(data.notes),
                 "provenance": prov, "command": " ".join(sys.argv), "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "wall_seconds": time.time() - t0,
             }
@@ -288,7 +303,7 @@ def run_plan(plan: RunPlan, executor: Executor | None = None, progress: bool = T
 
         todo = []
         for cell in cells:  # stored cells are settled here, so only new work reaches the executor
-            rec = _stored_record(plan, cell, say)
+            rec = _stored_record(plan, cell, say, {f.path: f.sha256 for f in data.files})
             if rec is None:
                 todo.append(cell)
             else:

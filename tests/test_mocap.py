@@ -341,3 +341,13 @@ def test_download_without_network(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         mocap.download_motion("walk", tmp_path)
     msg = str(err.value)
     assert "http://127.0.0.1:9/subjects/35/35.asf" in msg and str(tmp_path / "cmu_mocap") in msg
+
+
+def test_a_changed_checked_file_warns_and_is_marked_non_official(s35: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "cmu_mocap" / "subjects" / "35"
+    folder.mkdir(parents=True)
+    shutil.copy(s35 / "35_01.amc", folder)
+    (folder / "35.asf").write_text((s35 / "35.asf").read_text() + "# an edited copy\n")
+    with pytest.warns(RuntimeWarning, match=r"35.asf has SHA-256 .*not the official file's"):
+        case = load_motion("walk-35_01", tmp_path)
+    assert {Path(f.path).name: f.official for f in case.files} == {"35.asf": False, "35_01.amc": True}

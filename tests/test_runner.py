@@ -329,3 +329,25 @@ def test_results_table_tells_configurations_apart(tmp_path, traj_file, capsys):
     df = pd.read_csv(io.StringIO(capsys.readouterr().out))
     assert {"history", "stride", "lr", "model_hparams"} <= set(df.columns)
     assert set(df["history"]) == {4} and set(df["stride"]) == {2}
+
+
+def test_a_stored_result_is_not_reused_for_changed_data(tmp_path, traj_file, capsys):
+    out = tmp_path / "res"
+    assert _run(out, traj_file) == 0
+    rec = json.loads(sorted((out / "results").glob("zz-test-drift*s1*.json"))[0].read_text())
+    assert "data_notes" in rec and rec["data_files"][0]["sha256"]
+    capsys.readouterr()
+    assert _run(out, traj_file) == 0
+    assert capsys.readouterr().err.count("skip ") == 4  # same files: every cell reused
+    pos = np.load(traj_file)["positions"] * 1.01  # the same trajectory file, other content
+    write_trajectory(traj_file, pos, atomic_numbers=[6, 6, 7, 8], cutoff=10.0)
+    assert _run(out, traj_file) == 0
+    err = capsys.readouterr().err
+    assert err.count("skip ") == 0 and err.count("data file(s) toy.npz differ") == 4
+
+
+def test_unchecked_data_is_recorded_as_unverified_not_official(tmp_path, traj_file):
+    out = tmp_path / "res"
+    assert _run(out, traj_file) == 0  # a user's trajectory: no official checksum exists
+    recs = [json.loads(p.read_text()) for p in (out / "results").glob("*.json")]
+    assert {r["official_data"] for r in recs} == {None}

@@ -362,3 +362,13 @@ def test_history_table_refuses_mixed_budgets(tmp_path):
         history_table(load_results(tmp_path))
     with pytest.raises(ValueError, match="no results"):
         history_table(load_results(tmp_path / "empty"))
+
+
+def test_cli_unstable_integration_is_a_clear_error(tmp_path, capsys):
+    from estagbench.cli import main
+
+    argv = ["simulate", "peptide", "--step-fs", "10", "--interval-fs", "10", "--frames", "20", "--solvent", "vacuum",
+            "--out", str(tmp_path / "bad.npz"), "--no-progress"]
+    assert main(argv) == 2
+    assert "try a smaller --step-fs" in capsys.readouterr().err
+    assert not (tmp_path / "bad.npz").exists()

@@ -108,3 +108,15 @@ def test_write_refuses_what_read_would_refuse(tmp_path):
     with pytest.raises(DataError, match="'cutoff' must be a positive distance"):
         write_trajectory(tmp_path / "bad.npz", np.random.rand(30, 3, 3), cutoff=-1.0)
     assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_atomic_writes_get_the_usual_permissions(tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        p = write_trajectory(tmp_path / "perm.npz", np.random.rand(30, 3, 3))
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(p.stat().st_mode) == 0o644  # not mkstemp's owner-only 0o600: caches may be shared

@@ -85,6 +85,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -840,6 +841,9 @@ def load_motion(
             official: bool | None = False
         else:
             official = None if known is None else digest == known
+        if official is False and known is not None:  # as the AdK loader does for its checked files
+            warnings.warn(f"{p} has SHA-256 {digest}, not the official file's {known}; results on it are "
+                          "marked non-official", RuntimeWarning, stacklevel=2)
         files.append(FileRecord(str(p), digest, official, known))
     if not spec.official_files:
         notes.append("30 fps AMC files are a conversion (every 4th frame), not the official CMU files")

@@ -167,6 +167,12 @@ def trajectory_from_arrays(path: Path, arrays: dict[str, Any]) -> Trajectory:
     return Trajectory(pos, feats, z, masses, edges, cutoff, dt, meta, path)
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)  # reading the umask means setting it; put it straight back
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: str | os.PathLike[str], writer: Any) -> Path:
     """Call ``writer(fileobj)`` on a temporary file beside ``path``, then rename it into place.
 
@@ -176,6 +182,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], writer: Any) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes owner-only files; give the usual permissions
         with os.fdopen(fd, "wb") as fh:
             writer(fh)
             fh.flush()

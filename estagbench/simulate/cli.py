@@ -86,14 +86,20 @@ def run_simulate(args: argparse.Namespace) -> int:
         raise ValueError(f"unknown simulation target {args.simulate_target!r}; choose peptide")
     settings = settings_from_args(args)
     progress = not args.no_progress
-    if args.out is not None:
-        path = simulate_peptide(settings, args.out, progress=progress)
-    else:
-        root = resolve_data_dir(args.data_dir)
-        cached = peptide_cache_path(settings, root)
-        existed = cached.exists() and not args.force
-        path = generate_peptide(settings, root, force=args.force, progress=progress)
-        if existed:
-            print(f"reusing cached trajectory (same settings): {path}", file=sys.stderr)
+    try:
+        if args.out is not None:
+            path = simulate_peptide(settings, args.out, progress=progress)
+        else:
+            root = resolve_data_dir(args.data_dir)
+            cached = peptide_cache_path(settings, root)
+            existed = cached.exists() and not args.force
+            path = generate_peptide(settings, root, force=args.force, progress=progress)
+            if existed:
+                print(f"reusing cached trajectory (same settings): {path}", file=sys.stderr)
+    except Exception as exc:
+        if type(exc).__name__ != "OpenMMException":
+            raise
+        raise ValueError(f"the simulation failed ({exc}); with --step-fs {settings.step_fs:g} the integrator is "
+                         "probably unstable: try a smaller --step-fs") from exc
     print(path)
     return 0

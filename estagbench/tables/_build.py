@@ -354,6 +354,7 @@ def describe(table: Table, extra: dict[str, str] | None = None) -> dict[str, str
     ds = [d + (f" ({', '.join(cs)})" if cs else "") for d, cs in by_ds.items()]
     filled = [c for c in table.cells.values() if c.n_seeds]
     unofficial = sorted({f"{c.dataset}/{c.case}" for c in filled if c.official is False})
+    unverified = sorted({f"{c.dataset}/{c.case}" for c in filled if c.official is None})
     settings = sorted({c.settings for c in filled if c.settings})
     nseeds = sorted({c.n_seeds for c in table.cells.values() if c.n_seeds})
     meta = {
@@ -367,9 +368,12 @@ def describe(table: Table, extra: dict[str, str] | None = None) -> dict[str, str
         "statistic": "test MSE at the best-validation epoch; mean ± unbiased std over seeds",
     }
     if filled:
-        meta["official_data"] = (
-            "yes" if not unofficial else f"no: {', '.join(unofficial)} (file checksum differs from the official one)"
-        )
+        parts = []
+        if unofficial:
+            parts.append(f"no: {', '.join(unofficial)} (file checksum differs from the official one)")
+        if unverified:
+            parts.append(f"unverified: {', '.join(unverified)} (no official checksum known for some files)")
+        meta["official_data"] = "; ".join(parts) if parts else "yes"
     if settings:
         meta["settings"] = " | ".join(settings)
     notes = []

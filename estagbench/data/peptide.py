@@ -30,6 +30,7 @@ Data card
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +65,7 @@ def load_peptide(
     split_caps: tuple[int, int, int] | None = None,
     settings: Any = None,
     force: bool = False,
-    progress: bool = True,
+    progress: bool | None = None,
 ) -> CaseData:
     """Load (simulating first if needed) the peptide case ``case`` as :class:`CaseData`.
 
@@ -77,7 +78,8 @@ def load_peptide(
     settings: a :class:`~estagbench.simulate.peptide.PeptideSettings` replacing the
         default simulation (its ``solvent`` must equal ``case``).
     force: simulate again even if the cached file exists.
-    progress: show the simulation's progress bar when it has to run.
+    progress: show the simulation's progress bar when it has to run (default: only on a terminal,
+        so logs of scripted runs stay clean).
 
     Returns
     -------
@@ -90,6 +92,8 @@ def load_peptide(
         settings = peptide_settings(case)
     elif settings.solvent != case:
         raise ValueError(f"peptide case {case!r} got settings for solvent {settings.solvent!r}")
+    if progress is None:
+        progress = sys.stderr.isatty()
     path = generate_peptide(settings, data_dir, force=force, progress=progress)
     traj = read_trajectory(path)
     data = case_from_trajectory(traj, "peptide", case, history=history, stride=stride, split_margin=split_margin,

@@ -15,6 +15,8 @@ from .registry import UnknownNameError
 __all__ = ["main", "build_parser"]
 
 DEFAULT_OUT = Path("estagbench-results")
+#: What ``estagbench download`` fetches (the motion names take their subject's files from CMU).
+DOWNLOADABLE = ("md17", "adk", "motion-walk", "motion-walk-35_01", "motion-walk-30fps", "motion-basketball")
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -151,25 +153,23 @@ def cmd_download(args: argparse.Namespace) -> int:
 
         download_adk_equilibrium(root, force=args.force)
     else:
-        raise UnknownNameError(f"nothing to download for {args.dataset!r}; downloadable: md17, adk, motion-walk, motion-walk-35_01, motion-walk-30fps, motion-basketball")
+        raise UnknownNameError(f"nothing to download for {args.dataset!r}; downloadable: {', '.join(DOWNLOADABLE)}")
     return 0
 
 
 def cmd_results(args: argparse.Namespace) -> int:
-    from .results import load_results
+    import json
+
+    from .results import RESULT_COLUMNS
+    from .tables import load_records
 
     if not (Path(args.out) / "results").is_dir():
         print(f"estagbench: note: no results under {args.out}/results", file=sys.stderr)
-    df = load_results(args.out)
-    if not df.empty:  # what tells two configurations of one model apart, after the hash
-        import json
-
-        from .tables import load_records
-
-        rec = load_records(args.out)
-        df["history"], df["stride"] = rec["history"].values, rec["stride"].values
-        df["lr"] = [c.get("lr") for c in rec["train_config"]]
-        df["model_hparams"] = [json.dumps(h, sort_keys=True) if h else "" for h in rec["model_hparams"]]
+    rec = load_records(args.out)
+    # the store's columns, then what tells two configurations of one model apart besides the hash
+    df = rec[RESULT_COLUMNS + ["history", "stride"]].copy()
+    df["lr"] = [c.get("lr") for c in rec["train_config"]]
+    df["model_hparams"] = [json.dumps(h, sort_keys=True) if h else "" for h in rec["model_hparams"]]
     if args.format == "csv":
         sys.stdout.write(df.to_csv(index=False))
     else:
@@ -237,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_datasets)
 
     p = sub.add_parser("download", help="download a dataset into the cache")
-    p.add_argument("dataset", help="md17 | adk | motion-walk | motion-walk-35_01 | motion-walk-30fps | motion-basketball")
+    p.add_argument("dataset", help=" | ".join(DOWNLOADABLE))
     p.add_argument("--molecules", "--cases", dest="cases", type=_names, default=None)
     p.add_argument("--data-dir", type=Path, default=None)
     p.add_argument("--force", action="store_true", help="download again even if the file exists")

@@ -471,21 +471,16 @@ def run_plot_command(args: argparse.Namespace) -> list[Path]:
     kind = args.kind
     scale, scale_label = _scale(args.dataset)
     case = args.case
-    if kind in ("curves", "attention", "sample", "rollout") and case is None:
-        from .tables._records import load_records
+    from .tables._records import load_records
 
-        stored = set(load_records(args.results).query("dataset == @args.dataset")["case"])
+    records = load_records(args.results)  # read once: the default case, the default models and tsweep use it
+    stored = records[records["dataset"] == args.dataset]
+    if kind in ("curves", "attention", "sample", "rollout") and case is None:
         cases = resolve_cases(args.dataset, None)
-        case = next((c for c in cases if c in stored), cases[0])  # the first case with stored runs
+        case = next((c for c in cases if c in set(stored["case"])), cases[0])  # the first case with stored runs
     tag = f"{Path(args.dataset).stem}-{case}" if case else Path(args.dataset).stem
     if kind == "curves":
-        models = args.models
-        if not models:
-            from .tables._records import load_records
-
-            df = load_records(args.results)
-            df = df[(df["dataset"] == args.dataset) & (df["case"] == case)]
-            models = list(dict.fromkeys(df["model"]))
+        models = args.models or list(dict.fromkeys(stored.loc[stored["case"] == case, "model"]))
         fig = plot_curves(
             args.results,
             args.dataset,
@@ -498,9 +493,7 @@ def run_plot_command(args: argparse.Namespace) -> list[Path]:
         )
         return save_figure(fig, out, f"curves-{tag}")
     if kind == "tsweep":
-        from .tables._records import load_records
-
-        fig = plot_tsweep(load_records(args.results), epochs=args.epochs, compare_paper=not args.no_paper)
+        fig = plot_tsweep(records, epochs=args.epochs, compare_paper=not args.no_paper)
         return save_figure(fig, out, "tsweep-md17-ethanol")
     if kind == "rollout":
         inputs = args.input or [Path(args.results) / "rollout" / f"rollout-{tag}.csv"]

@@ -209,12 +209,12 @@ def _stored_record(
     plan: RunPlan, cell: Cell, say: Callable[[str], None], data_sha256: dict[str, str] | None = None
 ) -> dict[str, Any] | None:
     """The stored record of ``cell`` if there is one from the current model source and the same data
-    files (by SHA-256, when the record lists them), else None."""
+    files (``data_sha256``: file name -> SHA-256, compared where the record lists them), else None."""
     if not plan.store.has(cell.id):
         return None
     rec = plan.store.get(cell.id)
     stored_files = {Path(f["path"]).name: f.get("sha256") for f in rec.get("data_files") or [] if f.get("path")}
-    now = {Path(k).name: v for k, v in (data_sha256 or {}).items()}
+    now = data_sha256 or {}
     changed = sorted(n for n, h in stored_files.items() if n in now and h and now[n] != h)
     if changed:
         say(f"rerun {cell.model} {plan.dataset}/{cell.case} seed {cell.seed}: data file(s) {', '.join(changed)} "
@@ -302,8 +302,9 @@ def run_plan(plan: RunPlan, executor: Executor | None = None, progress: bool = T
             return rec
 
         todo = []
+        data_sha256 = {Path(f.path).name: f.sha256 for f in data.files}
         for cell in cells:  # stored cells are settled here, so only new work reaches the executor
-            rec = _stored_record(plan, cell, say, {f.path: f.sha256 for f in data.files})
+            rec = _stored_record(plan, cell, say, data_sha256)
             if rec is None:
                 todo.append(cell)
             else:

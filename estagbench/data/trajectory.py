@@ -101,9 +101,8 @@ def read_trajectory(path: str | os.PathLike[str]) -> Trajectory:
 
 
 def trajectory_from_arrays(path: Path, arrays: dict[str, Any]) -> Trajectory:
-    """Validate the arrays of a trajectory file (named ``path`` in errors) and build the :class:`Trajectory`."""
-    if "positions" not in arrays:
-        raise DataError(f"{path}: missing key(s) ['positions']; the file has {sorted(arrays)}")
+    """Validate the arrays of a trajectory file (named ``path`` in errors; ``positions`` present) and
+    build the :class:`Trajectory`."""
     pos = np.asarray(arrays["positions"])
     if np.issubdtype(pos.dtype, np.floating):
         _check_finite(path, "positions", pos)

@@ -21,13 +21,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..registry import get_model_entry, list_models
-from ._build import Table, _choose_variant, build_table
+from ._build import Table, _budget, _choose_variant, build_table
 from ._format import EXTENSIONS, render
 from ._latex import check_latex
 from ._records import load_records
 from ._specs import DEFAULT_HISTORY, ESTAG_DEFAULT_HPARAMS, TableSpec
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from ..runner import Executor
 
 __all__ = ["RunGroup", "plan_table", "reproduce_table", "write_table"]
@@ -191,8 +193,6 @@ def reproduce_table(
     prov = provenance()
     p = PRESETS[preset]
     cell_seconds = sum(float(r.get("wall_seconds") or 0.0) for r in records)
-    versions = ", ".join(f"{k} {v}" for k, v in prov["versions"].items())
-    machine = prov["machine"]
     meta = {
         "command": command or "",
         "preset": preset,
@@ -200,9 +200,8 @@ def reproduce_table(
         f"{','.join(map(str, seeds or p['seeds']))} (the same for every model of the table)",
         "results": str(out),
         "commit": str(prov.get("git_commit")),
-        "versions": versions,
-        "machine": f"{machine.get('platform')}, {machine.get('processor')}, {machine.get('cpu_count')} CPUs, "
-        f"torch threads {machine.get('torch_threads')}, device {device}",
+        "versions": format_versions(prov["versions"]),
+        "machine": f"{format_machine(prov['machine'])}, device {device}",
         "wall_time": f"{time.time() - t0:.1f} s this invocation; {cell_seconds:.1f} s summed over the table's cells",
     }
     if notes:
@@ -211,6 +210,32 @@ def reproduce_table(
         spec, df, choice, seeds=list(seeds or p["seeds"]), config_hashes=hashes, columns=ran_columns or None,
         compare_paper=compare_paper, meta=meta,
     )
+
+
+def format_versions(versions: dict[str, Any]) -> str:
+    """``{"torch": "2.13.0", ...}`` as ``torch 2.13.0, ...`` (a table header line)."""
+    return ", ".join(f"{k} {v}" for k, v in versions.items())
+
+
+def format_machine(machine: dict[str, Any]) -> str:
+    """A record's ``provenance.machine`` as one header line."""
+    return (f"{machine.get('platform')}, {machine.get('processor')}, {machine.get('cpu_count')} CPUs, "
+            f"torch threads {machine.get('torch_threads')}")
+
+
+def provenance_of_cells(table: Table, df: pd.DataFrame) -> dict[str, str]:
+    """Commits (with record counts), versions and machines of the stored records behind ``table``'s
+    filled cells (``df`` from :func:`load_records`): the header lines of a table built from a store."""
+    _, seeds, hashes = _budget(table)
+    used = df[df["config_hash"].isin(hashes) & df["seed"].astype(str).isin(seeds)]
+    if used.empty:
+        return {}
+    commits = used["git_commit"].fillna("unknown").value_counts()
+    versions = {format_versions(d) for d in used["versions"] if isinstance(d, dict) and d}
+    machines = {format_machine(d) for d in used["machine"] if isinstance(d, dict) and d}
+    return {"commit": ", ".join(f"{c} ({n} records)" for c, n in commits.items()),
+            "versions": " | ".join(sorted(versions)) or "unknown",
+            "machine": " | ".join(sorted(machines)) or "unknown"}
 
 
 def write_table(

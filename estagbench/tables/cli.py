@@ -19,7 +19,7 @@ __all__ = ["add_table_parsers"]
 def _cmd_tables(args: argparse.Namespace) -> int:
     from . import build_tables, get_table_spec, load_records, parse_table_selector, render
     from ._latex import check_latex
-    from ._reproduce import command_line, write_table
+    from ._reproduce import command_line, provenance_of_cells, write_table
 
     if not (Path(args.results) / "results").is_dir():
         print(f"estagbench: note: no results under {args.results}/results; every cell will be '–'", file=sys.stderr)
@@ -38,7 +38,7 @@ def _cmd_tables(args: argparse.Namespace) -> int:
             meta=meta,
             drop_empty=args.drop_empty,
         ):
-            table.meta.update(_provenance_of_cells(table, df))
+            table.meta.update(provenance_of_cells(table, df))
             if args.out:
                 formats = [args.format] if args.format != "all" else ["csv", "markdown", "latex"]
                 written += write_table(table, args.out, formats, standalone=args.standalone)
@@ -51,23 +51,6 @@ def _cmd_tables(args: argparse.Namespace) -> int:
     for p in written:
         print(p)
     return 0
-
-
-def _provenance_of_cells(table: Any, df: Any) -> dict[str, str]:
-    """Commits, versions and machines of the stored records a table's filled cells average."""
-    from ._build import _budget
-
-    _, seeds, hashes = _budget(table)
-    used = df[df["config_hash"].isin(hashes) & df["seed"].astype(str).isin(seeds)]
-    if used.empty:
-        return {}
-    out = {"commit": ", ".join(f"{c} ({n} records)" for c, n in used["git_commit"].fillna("unknown").value_counts().items())}
-    versions = {", ".join(f"{k} {v}" for k, v in d.items()) for d in used["versions"] if isinstance(d, dict) and d}
-    machines = {f"{d.get('platform')}, {d.get('processor')}, {d.get('cpu_count')} CPUs, torch threads "
-                f"{d.get('torch_threads')}" for d in used["machine"] if isinstance(d, dict) and d}
-    out["versions"] = " | ".join(sorted(versions)) or "unknown"
-    out["machine"] = " | ".join(sorted(machines)) or "unknown"
-    return out
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:

@@ -74,6 +74,7 @@ def _run_forked(job: tuple[int, Cell]) -> dict[str, Any] | None:
     import torch
 
     torch.set_num_threads(threads)
+    os.environ.setdefault("ESTAGBENCH_KERNEL_THREADS", str(threads))  # the fused ESTAG kernel: no oversubscription
     assert _FORKED_FN is not None, "ProcessExecutor worker started without a cell function"
     return _FORKED_FN(cell)
 
@@ -115,14 +116,22 @@ def make_executor(jobs: int = 1, threads: int = 1) -> Executor:
 
 
 def model_source_sha256(name: str) -> str | None:
-    """SHA-256 of the source file that defines model ``name``: a stored result whose
-    model code has changed since is stale and is recomputed, never reused."""
+    """SHA-256 of the source file that defines model ``name``, and of the files its module
+    names in ``ESTAGBENCH_EXTRA_SOURCES`` (paths beside it, e.g. a C kernel): a stored result
+    whose model code has changed since is stale and is recomputed, never reused."""
     import hashlib
     import inspect
 
     try:
-        path = inspect.getsourcefile(get_model_entry(name).builder)
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest() if path else None
+        builder = get_model_entry(name).builder
+        path = inspect.getsourcefile(builder)
+        if not path:
+            return None
+        digest = hashlib.sha256(Path(path).read_bytes())
+        module = inspect.getmodule(builder)
+        for extra in getattr(module, "ESTAGBENCH_EXTRA_SOURCES", ()):
+            digest.update(b"\0" + extra.encode() + b"\0" + (Path(path).parent / extra).read_bytes())
+        return digest.hexdigest()
     except (OSError, TypeError):
         return None
 
@@ -290,6 +299,7 @@ def run_plan(plan: RunPlan, executor: Executor | None = None, progress: bool = T
                 "data_params": data.params, "split_hash": shash, "split_sizes": sizes, "split_file": str(split_file),
                 "metrics": out.metrics, "timings": out.timings, "num_params": out.num_params,
                 "hparams": getattr(out.model, "estagbench_hparams", {}),
+                "implementation": getattr(out.model, "implementation", None),
                 "data_files": [f.as_dict() for f in data.files], "official_data": official,
                 "data_notes": list(data.notes),
                 "provenance": prov, "command": " ".join(sys.argv), "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

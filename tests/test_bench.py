@@ -46,9 +46,9 @@ def test_time_train_step_really_trains() -> None:
 
 def test_profile_train_step_rows() -> None:
     info, batch = synthetic_case(num_nodes=3, batch_size=4)
-    rows = profile_train_step("estag", info, batch, steps=2, warmup=1)
+    rows = profile_train_step("stag", info, batch, steps=2, warmup=1)  # (ESTAG runs as one fused kernel)
     ops = {r["op"] for r in rows}
-    assert "aten::mm" in ops or "aten::addmm" in ops  # ESTAG's MLPs
+    assert "aten::mm" in ops or "aten::addmm" in ops  # STAG's MLPs
     assert any("backward" in op.lower() for op in ops)  # the backward pass is profiled too
     times = [r["self_ms"] for r in rows]
     assert times == sorted(times, reverse=True) and times[0] > 0

@@ -105,12 +105,16 @@ def test_bad_arguments_raise() -> None:
 
 
 # --------------------------------------------------------------------------- symmetry
+@pytest.mark.parametrize("backend", ["auto", "torch"])
 @pytest.mark.parametrize("channels", [1, 4])
 @pytest.mark.parametrize("name", EQUIVARIANT)
-def test_e3_equivariance(name: str, channels: int) -> None:
-    model, batch = _build(name, channels)
+def test_e3_equivariance(name: str, channels: int, backend: str) -> None:
+    model, batch = _build(name, channels, backend=backend)
     with torch.no_grad():
         out = model(batch)
+        # auto runs the fused kernel wherever it covers the variant (see test_estag_fused.py)
+        fused = backend == "auto" and channels == 1 and name not in ("estag-no-edft", "estag-no-pool")
+        assert model.implementation == ("fused" if fused else "torch")
         # the learned parts really move the prediction (otherwise the test would be vacuous)
         assert (out - batch.x[:, -1]).abs().max() > 1e-2
         assert_equivariant(model, batch, atol=1e-10)
@@ -135,10 +139,11 @@ def test_stag_is_not_equivariant(channels: int) -> None:
 
 
 @pytest.mark.parametrize("channels", [1, 4])
-@pytest.mark.parametrize("name", ["estag", "estag-no-edft", "stag"])
+@pytest.mark.parametrize("name", ["estag", "estag-torch", "estag-no-edft", "stag"])
 def test_node_permutation(name: str, channels: int) -> None:
     info = random_info(num_nodes=6, num_channels=channels, history=10, seed=1)
-    model = create_model(name, info).double()
+    hp = {"backend": "torch"} if name == "estag-torch" else {}
+    model = create_model(name.removesuffix("-torch"), info, **hp).double()
     _boost(model)
     batch = random_batch(info, batch_size=3, seed=2)
     with torch.no_grad():

@@ -1,0 +1,186 @@
+"""The fused C kernel of ESTAG (estagbench/models/_estag_kernel.c) against the PyTorch code.
+
+Both implement the same function: in float64 the predictions and every parameter gradient
+agree to ~1e-12, the kernel's output moves with rotations, reflections, translations and
+node relabellings, and its numbers do not depend on how many threads ran it.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+
+import pytest
+import torch
+from torch import nn
+
+from estagbench import Batch, create_model
+from estagbench.models import _estag_fast
+from estagbench.testing import assert_equivariant, permutation_error, random_batch, random_info
+
+CONFIGS = [
+    {},
+    {"attention": "full"},
+    {"attention": "none"},
+    {"spectral_filter": False},
+    {"layers": 3},
+    {"layers": 1, "attention": "none"},
+    {"hidden": 8},
+]
+
+
+def _pair(nodes: int = 5, history: int = 6, dtype: torch.dtype = torch.float64, seed: int = 0,
+          **hp: object) -> tuple[nn.Module, nn.Module, Batch]:
+    """The same randomised ESTAG twice (PyTorch code, fused kernel) and a batch."""
+    info = random_info(num_nodes=nodes, history=history, seed=seed)
+    torch.manual_seed(seed)
+    ref = create_model("estag", info, backend="torch", **hp).to(dtype)
+    with torch.no_grad():  # move every parameter off its initial value (zeros, tiny heads)
+        for p in ref.parameters():
+            p.add_(0.2 * torch.randn_like(p))
+    fused = copy.deepcopy(ref)
+    fused.backend, fused._fused_ok = "fused", True
+    batch = random_batch(info, batch_size=7, seed=seed + 1)
+    return ref, fused, Batch(batch.x.to(dtype), batch.h, batch.edge_index, batch.edge_attr)
+
+
+def _grads(model: nn.Module, batch: Batch, weight: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor | None]]:
+    model.zero_grad(set_to_none=True)
+    out = model(batch)
+    (out * weight).sum().backward()
+    return out.detach(), {n: p.grad for n, p in model.named_parameters()}
+
+
+@pytest.mark.parametrize("hp", CONFIGS, ids=lambda hp: ",".join(f"{k}={v}" for k, v in hp.items()) or "default")
+def test_fused_matches_pytorch_float64(hp: dict) -> None:
+    ref, fused, batch = _pair(**hp)
+    weight = torch.randn(7, 5, 1, 3, dtype=torch.float64)
+    out_r, g_r = _grads(ref, batch, weight)
+    out_f, g_f = _grads(fused, batch, weight)
+    assert ref.implementation == "torch" and fused.implementation == "fused"
+    assert (out_r - batch.x[:, -1]).abs().max() > 1e-2  # the learned parts move the output
+    assert torch.allclose(out_f, out_r, rtol=0, atol=1e-12)
+    for name, gr in g_r.items():
+        gf = g_f[name]
+        assert (gr is None) == (gf is None), name  # a parameter the output ignores has no gradient
+        if gr is not None:
+            assert gr.abs().max() > 0, name
+            assert torch.allclose(gf, gr, rtol=1e-10, atol=1e-12 * float(gr.abs().max())), name
+
+
+def test_fused_matches_pytorch_float32_on_molecule_sizes() -> None:
+    for nodes in (3, 9, 13):
+        ref, fused, batch = _pair(nodes=nodes, history=10, dtype=torch.float32, seed=nodes)
+        weight = torch.randn(7, nodes, 1, 3)
+        out_r, g_r = _grads(ref, batch, weight)
+        out_f, g_f = _grads(fused, batch, weight)
+        assert (out_f - out_r).abs().max() < 1e-5 * out_r.abs().max()  # float32 rounding only
+        for name, gr in g_r.items():
+            if gr is not None:
+                assert (g_f[name] - gr).abs().max() < 1e-3 * gr.abs().max(), name
+
+
+@pytest.mark.parametrize("hp", CONFIGS[:5], ids=str)
+def test_fused_is_e3_and_permutation_equivariant(hp: dict) -> None:
+    _, fused, batch = _pair(**hp)
+    with torch.no_grad():
+        assert_equivariant(fused, batch, atol=1e-10)
+        info = random_info(num_nodes=5, history=6, seed=0)
+        assert permutation_error(fused, info, batch) < 1e-10
+    assert fused.implementation == "fused"
+
+
+def test_numbers_do_not_depend_on_the_thread_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    _, fused, batch = _pair(nodes=4, history=5, dtype=torch.float32)
+    batch = Batch(torch.cat([batch.x] * 5), batch.h, batch.edge_index, batch.edge_attr)  # 35 samples
+    weight = torch.randn(35, 4, 1, 3)
+    seen = []
+    for threads in ("1", "2", "3"):
+        monkeypatch.setenv("ESTAGBENCH_KERNEL_THREADS", threads)
+        out, grads = _grads(fused, batch, weight)
+        seen.append((out, torch.cat([g.flatten() for g in grads.values()])))
+    for out, g in seen[1:]:
+        assert torch.equal(out, seen[0][0]) and torch.equal(g, seen[0][1])
+    monkeypatch.setenv("ESTAGBENCH_KERNEL_THREADS", "zero")
+    with pytest.raises(ValueError, match="ESTAGBENCH_KERNEL_THREADS"):
+        fused(batch)
+
+
+def test_auto_uses_the_kernel_only_where_it_applies() -> None:
+    info = random_info(num_nodes=4, history=5, seed=1)
+    batch = random_batch(info, batch_size=2, seed=2)
+    model = create_model("estag", info).double()
+    with torch.no_grad():
+        model(batch)
+    assert model.implementation == "fused"
+    model(batch, return_details=True)
+    assert model.implementation == "torch"  # the attention maps come from the PyTorch code
+    x = batch.x.clone().requires_grad_(True)
+    model(Batch(x, batch.h, batch.edge_index, batch.edge_attr))
+    assert model.implementation == "torch"  # a gradient w.r.t. the positions
+    assert create_model("estag-no-pool", info).double()(batch) is not None
+    multi = random_info(num_nodes=4, num_channels=4, history=5, seed=1)
+    with pytest.raises(ValueError, match="does not cover multi-channel"):
+        create_model("estag", multi, backend="fused")
+    with pytest.raises(ValueError, match="backend must be one of"):
+        create_model("estag", info, backend="cuda")
+    with pytest.raises(ValueError, match="does not cover hidden width 12"):
+        create_model("estag", info, hidden=12, backend="fused")
+
+
+def test_without_a_compiler_auto_falls_back_and_fused_refuses(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-cc"))
+    monkeypatch.setenv("ESTAGBENCH_KERNEL_CACHE", str(tmp_path / "kernels"))
+    monkeypatch.setattr(_estag_fast, "_LOADED", {})
+    monkeypatch.setattr(_estag_fast, "_FAILED", {})
+    info = random_info(num_nodes=4, history=5, seed=1)
+    batch = random_batch(info, batch_size=2, seed=2)
+    auto = create_model("estag", info).double()
+    with pytest.warns(RuntimeWarning, match="no C compiler"):
+        out = auto(batch)
+    assert auto.implementation == "torch" and out.shape == (2, 4, 1, 3)
+    strict = create_model("estag", info, backend="fused").double()
+    with pytest.raises(RuntimeError, match="backend='fused': no C compiler"):
+        strict(batch)
+
+
+def test_in_place_change_between_forward_and_backward_is_refused() -> None:
+    _, fused, batch = _pair(nodes=4, history=5)
+    out = fused(batch)
+    with torch.no_grad():
+        fused.pool.add_(1.0)
+    with pytest.raises(RuntimeError, match="modified in place"):
+        out.sum().backward()
+
+
+def test_bad_edges_are_refused() -> None:
+    _, fused, batch = _pair(nodes=4, history=5)
+    bad = batch.edge_index.clone()
+    bad[0, 0] = 9
+    with pytest.raises(ValueError, match=r"node ids outside \[0, 4\)"):
+        fused(Batch(batch.x, batch.h, bad, batch.edge_attr))
+
+
+def test_trains_on_real_ethanol_like_pytorch(ethanol_case) -> None:
+    """A few epochs on the real ethanol slice: the kernel's float32 run tracks the PyTorch run."""
+    from estagbench.train import TrainConfig, train_model
+
+    losses = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for backend in ("torch", "fused"):
+            cfg = TrainConfig(epochs=10, lr=5e-3, eval_every=5, model_hparams={"backend": backend})
+            out = train_model("estag", ethanol_case, seed=1, config=cfg)
+            assert out.model.implementation == backend
+            losses[backend] = out.metrics["val_mse"]
+    assert abs(losses["fused"] - losses["torch"]) < 0.05 * losses["torch"], losses
+
+
+def test_kernel_source_is_part_of_the_model_source_hash(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stored ESTAG result is stale when the C kernel (not only estag.py) changes."""
+    from estagbench.models import estag
+    from estagbench.runner import model_source_sha256
+
+    with_kernel = model_source_sha256("estag")
+    monkeypatch.setattr(estag, "ESTAGBENCH_EXTRA_SOURCES", ())
+    assert model_source_sha256("estag") != with_kernel

@@ -152,22 +152,39 @@ def register_model(
     return decorator
 
 
+def _import_package_modules(pkg_name: str) -> None:
+    """Import every public module of package ``pkg_name`` (nothing if it is not installed)."""
+    try:
+        pkg = importlib.import_module(pkg_name)
+    except ModuleNotFoundError as exc:  # baselines not installed alongside
+        if exc.name != pkg_name:
+            raise
+        return
+    for mod in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
+        if not mod.name.startswith("_"):
+            importlib.import_module(f"{pkg_name}.{mod.name}")
+
+
+_CORE_LOADED = False
+
+
+def _load_core() -> None:
+    """Import ``estagbench.models.*`` (ESTAG and its variants) once: enough to find those
+    names without importing the baselines' libraries (e3nn alone takes ~1.5 s)."""
+    global _CORE_LOADED
+    if not _CORE_LOADED:
+        _CORE_LOADED = True
+        _import_package_modules("estagbench.models")
+
+
 def _load_builtin_and_plugins() -> None:
     """Import ``estagbench.models.*``, ``baselines.*`` and entry-point plugins once."""
     global _PLUGINS_LOADED
     if _PLUGINS_LOADED:
         return
     _PLUGINS_LOADED = True
-    for pkg_name in ("estagbench.models", "baselines"):
-        try:
-            pkg = importlib.import_module(pkg_name)
-        except ModuleNotFoundError as exc:  # baselines not installed alongside
-            if exc.name != pkg_name:
-                raise
-            continue
-        for mod in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
-            if not mod.name.startswith("_"):
-                importlib.import_module(f"{pkg_name}.{mod.name}")
+    _load_core()
+    _import_package_modules("baselines")
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         try:
             ep.load()
@@ -218,7 +235,9 @@ def _unknown(kind: str, name: str, valid: list[str], hint: str) -> UnknownNameEr
 
 def get_model_entry(name: str) -> ModelEntry:
     """The :class:`ModelEntry` for ``name``; unknown names list the valid ones."""
-    _load_builtin_and_plugins()
+    _load_core()
+    if name not in _MODELS:
+        _load_builtin_and_plugins()
     try:
         return _MODELS[name]
     except KeyError:

@@ -18,11 +18,12 @@ import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from .data.trajectory import atomic_write_bytes
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "config_hash",
@@ -93,8 +94,8 @@ def provenance() -> dict[str, Any]:
     from . import __version__
 
     versions = {"estagbench": __version__, "python": platform.python_version(), "torch": torch.__version__,
-                "numpy": numpy.__version__, "pandas": pd.__version__}
-    for dist in ("e3nn", "MDAnalysis", "dgl", "openmm"):  # read from the installed metadata: importing dgl and
+                "numpy": numpy.__version__}
+    for dist in ("pandas", "e3nn", "MDAnalysis", "dgl", "openmm"):  # read from the installed metadata: importing dgl and
         try:  # openmm just for their version took ~1.5 s of every run's start-up
             versions[dist] = importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:  # optional packages
@@ -196,12 +197,14 @@ def _flatten(rec: dict[str, Any]) -> dict[str, Any]:
 
 def load_results(root: str | Path) -> pd.DataFrame:
     """All stored records under ``root`` as a table with :data:`RESULT_COLUMNS`."""
+    import pandas as pd  # here, not at the top: a run needs pandas only for its closing summary
     rows = [_flatten(r) for r in ResultStore(Path(root)).records()]
     return pd.DataFrame(rows, columns=RESULT_COLUMNS)
 
 
 def aggregate(df: pd.DataFrame, value: str = "test_mse") -> pd.DataFrame:
     """Mean, unbiased std and seed count of ``value`` per (model, dataset, case, config)."""
+    import pandas as pd
     if df.empty:
         return pd.DataFrame(columns=["model", "dataset", "case", "config_hash", "mean", "std", "n_seeds", "seeds"])
     g = df.groupby(["model", "dataset", "case", "config_hash"], sort=False)

@@ -14,6 +14,7 @@ import csv
 import gc
 import os
 import random
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -72,11 +73,18 @@ def seed_everything(seed: int) -> None:
     Deterministic mode would also fill every new tensor with NaN (a debugging aid that
     costs a pass over memory per allocation); that fill is switched off, since no kernel
     here reads memory it has not written.
+
+    ``torch.use_deterministic_algorithms`` also sets a flag of torch.compile's inductor,
+    importing it (about 1 s of start-up); nothing here compiles, so unless inductor is
+    already loaded only the eager flag is set, which is all that eager kernels read.
     """
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    if "torch._inductor.config" in sys.modules:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    else:
+        torch._C._set_deterministic_algorithms(True, warn_only=True)
     torch.utils.deterministic.fill_uninitialized_memory = False
 
 

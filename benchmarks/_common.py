@@ -61,7 +61,8 @@ def molecule_like_info(num_nodes: int = NODES, channels: int = 1, seed: int = 0,
 
 
 def make_train_step(
-    name: str, info: DatasetInfo, batch_size: int = BATCH, spread: float = 1.0, step_size: float = 0.02
+    name: str, info: DatasetInfo, batch_size: int = BATCH, spread: float = 1.0, step_size: float = 0.02,
+    **hparams: object,
 ) -> Callable[[], float]:
     """``estagbench.bench.make_train_step`` on a random-walk batch; the closure returns the loss.
 
@@ -72,6 +73,6 @@ def make_train_step(
     start = spread * torch.randn(batch_size, 1, info.num_nodes, info.num_channels, 3)
     x = start + step_size * torch.randn(batch_size, HISTORY, info.num_nodes, info.num_channels, 3).cumsum(1)
     y = x[:, -1] + step_size * torch.randn_like(x[:, -1])
-    step, _ = bench_step(name, info, Batch.from_info(info, x, y))
+    step, _ = bench_step(name, info, Batch.from_info(info, x, y), **hparams)
     step()
     return step

@@ -49,15 +49,16 @@ def synthetic_case(num_nodes: int = 13, history: int = 10, batch_size: int = 100
     return info, Batch.from_info(info, x, y)
 
 
-def make_train_step(name: str, info: DatasetInfo, batch: Batch) -> tuple[Callable[[], float], torch.nn.Module]:
+def make_train_step(name: str, info: DatasetInfo, batch: Batch, **hparams: Any) -> tuple[Callable[[], float], torch.nn.Module]:
     """``(step, model)``: a fresh model ``name`` (seed 0) and a closure running one training step
     on ``batch`` exactly as the trainer does (registry batch transform per batch, element-wise MSE,
+    ``hparams`` passed to the model builder,
     the trainer's optimizer: fused Adam, lr 5e-3, weight decay 1e-12); it returns the loss.
     For parameter-free models (Pt-s/m/t) the step is one forward pass.
     """
     entry = get_model_entry(name)
     torch.manual_seed(0)
-    model = create_model(name, info, hidden=16)
+    model = create_model(name, info, **{"hidden": 16, **hparams})
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     opt = make_optimizer(params, TrainConfig()) if params else None

@@ -8,6 +8,8 @@ node relabellings, and its numbers do not depend on how many threads ran it.
 from __future__ import annotations
 
 import copy
+import os
+import shutil
 import warnings
 
 import pytest
@@ -17,6 +19,9 @@ from torch import nn
 from estagbench import Batch, create_model
 from estagbench.models import _estag_fast
 from estagbench.testing import assert_equivariant, permutation_error, random_batch, random_info
+
+needs_cc = pytest.mark.skipif(shutil.which(os.environ.get("CC", "cc")) is None,
+                              reason="no C compiler ($CC, default cc): the fused kernel cannot be built here")
 
 CONFIGS = [
     {},
@@ -51,6 +56,7 @@ def _grads(model: nn.Module, batch: Batch, weight: torch.Tensor) -> tuple[torch.
     return out.detach(), {n: p.grad for n, p in model.named_parameters()}
 
 
+@needs_cc
 @pytest.mark.parametrize("hp", CONFIGS, ids=lambda hp: ",".join(f"{k}={v}" for k, v in hp.items()) or "default")
 def test_fused_matches_pytorch_float64(hp: dict) -> None:
     ref, fused, batch = _pair(**hp)
@@ -68,6 +74,7 @@ def test_fused_matches_pytorch_float64(hp: dict) -> None:
             assert torch.allclose(gf, gr, rtol=1e-10, atol=1e-12 * float(gr.abs().max())), name
 
 
+@needs_cc
 def test_fused_matches_pytorch_float32_on_molecule_sizes() -> None:
     for nodes in (3, 9, 13):
         ref, fused, batch = _pair(nodes=nodes, history=10, dtype=torch.float32, seed=nodes)
@@ -80,6 +87,7 @@ def test_fused_matches_pytorch_float32_on_molecule_sizes() -> None:
                 assert (g_f[name] - gr).abs().max() < 1e-3 * gr.abs().max(), name
 
 
+@needs_cc
 @pytest.mark.parametrize("hp", CONFIGS[:5], ids=str)
 def test_fused_is_e3_and_permutation_equivariant(hp: dict) -> None:
     _, fused, batch = _pair(**hp)
@@ -90,6 +98,7 @@ def test_fused_is_e3_and_permutation_equivariant(hp: dict) -> None:
     assert fused.implementation == "fused"
 
 
+@needs_cc
 def test_numbers_do_not_depend_on_the_thread_count(monkeypatch: pytest.MonkeyPatch) -> None:
     _, fused, batch = _pair(nodes=4, history=5, dtype=torch.float32)
     batch = Batch(torch.cat([batch.x] * 5), batch.h, batch.edge_index, batch.edge_attr)  # 35 samples
@@ -106,6 +115,7 @@ def test_numbers_do_not_depend_on_the_thread_count(monkeypatch: pytest.MonkeyPat
         fused(batch)
 
 
+@needs_cc
 def test_auto_uses_the_kernel_only_where_it_applies() -> None:
     info = random_info(num_nodes=4, history=5, seed=1)
     batch = random_batch(info, batch_size=2, seed=2)
@@ -144,6 +154,7 @@ def test_without_a_compiler_auto_falls_back_and_fused_refuses(monkeypatch: pytes
         strict(batch)
 
 
+@needs_cc
 def test_in_place_change_between_forward_and_backward_is_refused() -> None:
     _, fused, batch = _pair(nodes=4, history=5)
     out = fused(batch)
@@ -153,6 +164,7 @@ def test_in_place_change_between_forward_and_backward_is_refused() -> None:
         out.sum().backward()
 
 
+@needs_cc
 def test_bad_edges_are_refused() -> None:
     _, fused, batch = _pair(nodes=4, history=5)
     bad = batch.edge_index.clone()
@@ -161,6 +173,7 @@ def test_bad_edges_are_refused() -> None:
         fused(Batch(batch.x, batch.h, bad, batch.edge_attr))
 
 
+@needs_cc
 def test_trains_on_real_ethanol_like_pytorch(ethanol_case) -> None:
     """A few epochs on the real ethanol slice: the kernel's float32 run tracks the PyTorch run."""
     from estagbench.train import TrainConfig, train_model

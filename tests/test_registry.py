@@ -85,3 +85,15 @@ def test_broken_plugin_warns(monkeypatch):
     monkeypatch.setattr(md, "entry_points", lambda group: [EP()] if group == reg.ENTRY_POINT_GROUP else [])
     with pytest.warns(RuntimeWarning, match="broken-dist"):
         reg._load_builtin_and_plugins()
+
+
+def test_core_names_do_not_import_the_baselines() -> None:
+    """`estagbench run --models estag` starts without importing the baselines' libraries (e3nn)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from estagbench import get_model_entry; get_model_entry('estag'); "
+            "print('e3nn' in sys.modules, 'baselines.tfn' in sys.modules); "
+            "get_model_entry('st-tfn'); print('baselines.tfn' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "False", "True"], out

@@ -5,19 +5,21 @@
  * sample's T frames, N nodes and E edges are small enough to stay in the L1/L2 cache,
  * so each sample runs its forward pass into a private workspace and, for the
  * gradient, immediately back-propagates through it (the forward is recomputed in
- * the backward call instead of being stored between the two).  Parameter gradients
- * are accumulated per thread and summed in thread order, so a run is deterministic
- * for a given thread count.
+ * the backward call instead of being stored between the two).  A batch is cut into
+ * fixed chunks of samples with one gradient accumulator each, summed in chunk order,
+ * so the numbers depend neither on the number of threads nor on timing.
  *
  * The maths is exactly that of estagbench/models/estag.py (the PyTorch reference,
- * whose docstrings cite the equations); tests compare the two in float64 to 1e-10.
+ * whose docstrings cite the equations: EDFT Eq. 3-5, ESM Eq. 6-9, ETM Eq. 10-12,
+ * pooling Eq. 13); tests compare the two in float64 to 1e-12.
  * Scope: one position channel, SiLU, EDFT on (with or without w_k), paper amplitude,
- * equivariant pooling, causal / full / no attention, any L, T, N, E, F.
+ * equivariant pooling, causal / full / no attention, any L, T, N, E, F; the hidden
+ * width H (HID) is a power of two fixed at compile time.
  *
  * Layouts: weights are PyTorch's (out, in) row-major.  Inside a sample, node
  * tensors are [n][t][.], edge tensors [e][t][.], positions [n][t][3].
  *
- * Build: cc -O3 -march=native -fno-math-errno -fno-trapping-math -shared -fPIC -DHID=16 [-DUSE_DOUBLE]
+ * Build: cc -O3 -march=native -fno-math-errno -fno-trapping-math -shared -fPIC -pthread -DHID=16 [-DUSE_DOUBLE]
  * (no -ffast-math: on GCC < 13 it would switch the whole process to flush-to-zero, and it would
  * let the compiler reorder sums).
  */

@@ -8,8 +8,10 @@ node relabellings, and its numbers do not depend on how many threads ran it.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 import shutil
+import threading
 import warnings
 
 import pytest
@@ -197,3 +199,90 @@ def test_kernel_source_is_part_of_the_model_source_hash(monkeypatch: pytest.Monk
     with_kernel = model_source_sha256("estag")
     monkeypatch.setattr(estag, "ESTAGBENCH_EXTRA_SOURCES", ())
     assert model_source_sha256("estag") != with_kernel
+
+
+@needs_cc
+@pytest.mark.parametrize("case", ["B=0", "B=1", "no edges", "N=1", "T=2", "H=2"])
+def test_fused_matches_pytorch_on_edge_cases(case: str) -> None:
+    nodes, history, batch_size, hp = 4, 5, 3, {}
+    if case == "N=1":
+        nodes = 1
+    if case == "T=2":
+        history = 2
+    if case == "H=2":
+        hp = {"hidden": 2}
+    info = random_info(num_nodes=nodes, history=history, seed=4)
+    if case == "no edges":
+        info = dataclasses.replace(info, edge_index=info.edge_index[:, :0], edge_attr=info.edge_attr[:0])
+    batch_size = {"B=0": 0, "B=1": 1}.get(case, batch_size)
+    torch.manual_seed(0)
+    ref = create_model("estag", info, backend="torch", **hp).double()
+    with torch.no_grad():
+        for p in ref.parameters():
+            p.add_(0.2 * torch.randn_like(p))
+    fused = copy.deepcopy(ref)
+    fused.backend, fused._fused_ok = "fused", True
+    b = random_batch(info, batch_size=max(batch_size, 1), seed=5)
+    batch = Batch(b.x[:batch_size], b.h, info.edge_index, info.edge_attr)
+    weight = torch.randn(batch_size, nodes, 1, 3, dtype=torch.float64)
+    out_r, g_r = _grads(ref, batch, weight)
+    out_f, g_f = _grads(fused, batch, weight)
+    assert fused.implementation == "fused" and out_f.shape == (batch_size, nodes, 1, 3)
+    assert torch.allclose(out_f, out_r, rtol=0, atol=1e-12)
+    for name, gr in g_r.items():
+        assert (gr is None) == (g_f[name] is None), name
+        if gr is not None:
+            assert torch.allclose(g_f[name], gr, rtol=1e-10, atol=1e-12), name
+
+
+@needs_cc
+def test_replaced_parameters_copies_and_threads_are_safe() -> None:
+    """The kernel reads the model's current parameters, a used model can be copied, and one model
+    can run in two Python threads at once (batches of different sizes)."""
+    ref, fused, batch = _pair(nodes=4, history=5)
+    with torch.no_grad():
+        fused(batch)  # prepares the kernel's view of the parameters
+        state = {k: 1.05 * v for k, v in ref.state_dict().items()}
+        ref.load_state_dict(state)
+        fused.load_state_dict(state, assign=True)  # new Parameter objects
+        assert torch.allclose(fused(batch), ref(batch), rtol=1e-12, atol=1e-12)
+        other = {k: 0.9 * v for k, v in ref.state_dict().items()}
+        ref.load_state_dict(other)
+        out = torch.func.functional_call(fused, other, (batch,))
+        assert torch.allclose(out, ref(batch), rtol=1e-12, atol=1e-12)
+        clone = copy.deepcopy(fused)  # after use: no ctypes handles in the copy
+        assert torch.allclose(clone(batch), fused(batch))
+    big = Batch(torch.cat([batch.x] * 40), batch.h, batch.edge_index, batch.edge_attr)
+    expect = {len(b.x): fused(b).detach() for b in (batch, big)}
+    errors: list[BaseException] = []
+
+    def work(b: Batch) -> None:
+        try:
+            for _ in range(20):
+                assert torch.equal(fused(b).detach(), expect[len(b.x)])
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(b,)) for b in (batch, big, batch, big)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+
+
+@needs_cc
+def test_inputs_the_kernel_cannot_serve() -> None:
+    _, fused, batch = _pair(nodes=4, history=5)
+    with pytest.raises(ValueError, match=r"node features must have shape \(4, 1\)"):
+        fused(Batch(batch.x, torch.cat([batch.h, batch.h], 1), batch.edge_index, batch.edge_attr))
+    with pytest.raises(ValueError, match=r"node features must have shape \(4, 1\)"):
+        fused(Batch(batch.x, batch.h[:3], batch.edge_index, batch.edge_attr))
+    fused.backend = "auto"
+    h = batch.h.clone().double().requires_grad_(True)  # a gradient for the node features: PyTorch code
+    fused(Batch(batch.x, h, batch.edge_index, batch.edge_attr)).sum().backward()
+    assert fused.implementation == "torch" and h.grad is not None
+    out = fused(batch)
+    (g,) = torch.autograd.grad(out.sum(), fused.pool, create_graph=True)
+    with pytest.raises(RuntimeError):  # no second derivative from the kernel (never a silent zero)
+        g.sum().backward()

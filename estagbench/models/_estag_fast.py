@@ -31,6 +31,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 __all__ = ["KernelUnavailable", "FusedRunner", "load_kernel", "fused_supported", "fused_forward", "kernel_cache_dir",
            "kernel_threads"]
@@ -71,15 +72,17 @@ def _compile(hidden: int, dtype: torch.dtype) -> Path:
         version = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30).stdout
     except (OSError, subprocess.SubprocessError) as exc:
         raise KernelUnavailable(f"C compiler {cc!r} does not run: {exc}") from exc
-    key = hashlib.sha256("\0".join([SOURCE.read_text(), cc, version, *flags, _cpu_signature()]).encode()).hexdigest()[:16]
+    source = SOURCE.read_text()
+    key = hashlib.sha256("\0".join([source, cc, version, *flags, _cpu_signature()]).encode()).hexdigest()[:16]
     target = kernel_cache_dir() / f"estag_h{hidden}_{'f64' if dtype == torch.float64 else 'f32'}_{key}.so"
     if target.exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".so.part")
     os.close(fd)
-    try:
-        proc = subprocess.run([cc, *flags, str(SOURCE), "-o", tmp, "-lm"], capture_output=True, text=True, timeout=300)
+    try:  # compile exactly the text that was hashed (the file could change meanwhile), read from stdin
+        proc = subprocess.run([cc, *flags, "-x", "c", "-", "-o", tmp, "-lm"], input=source, capture_output=True,
+                              text=True, timeout=300)
         if proc.returncode != 0:
             raise KernelUnavailable(f"compiling {SOURCE.name} with {cc} failed:\n{proc.stderr.strip()[-2000:]}")
         os.chmod(tmp, 0o755)
@@ -193,18 +196,51 @@ def unused_params(model: Any) -> set[int]:
     return {base + 4, base + 5, base + 6, base + 7}
 
 
+class _Graph:
+    """The kernel's copy of one graph and its node features, with strong references to the
+    tensors it was made from (so an identity test cannot be fooled by a reused address)."""
+
+    def __init__(self, model: Any, dtype: torch.dtype, h: Tensor, edge_index: Tensor, T: int, N: int) -> None:
+        if edge_index.dim() != 2 or edge_index.shape[0] != 2:
+            raise ValueError(f"edge_index must have shape (2, E), got {tuple(edge_index.shape)}")
+        F = model.embed.in_features
+        if h.dim() != 2 or tuple(h.shape) != (N, F):
+            raise ValueError(f"node features must have shape ({N}, {F}) for this model, got {tuple(h.shape)}")
+        self.source = (h, h._version, edge_index, edge_index._version, T, N)
+        self.row = edge_index[0].to(torch.int64).contiguous()
+        self.col = edge_index[1].to(torch.int64).contiguous()
+        if self.row.numel() and (int(torch.minimum(self.row.min(), self.col.min())) < 0
+                                 or int(torch.maximum(self.row.max(), self.col.max())) >= N):
+            raise ValueError(f"edge_index has node ids outside [0, {N})")
+        self.inv_deg = 1.0 / torch.bincount(self.row, minlength=N).to(dtype).clamp(min=1.0)
+        self.z = h.detach().to(dtype).contiguous()
+        self.dft = model.edft.dft.to(dtype).contiguous()
+        self.fields = dict(T=T, N=N, E=int(self.row.numel()), F=F, L=len(model.esm),
+                           attn=int(model.etm is not None), causal=int(model.attention == "causal"),
+                           filter=int(model.edft.filter is not None), eps=float(model.edft.eps),
+                           row=self.row.data_ptr(), col=self.col.data_ptr(), z=self.z.data_ptr(),
+                           inv_deg=self.inv_deg.data_ptr(), dft=self.dft.data_ptr())
+
+    def matches(self, h: Tensor, edge_index: Tensor, T: int, N: int) -> bool:
+        sh, sv, se, ev, st, sn = self.source
+        return sh is h and se is edge_index and sv == h._version and ev == edge_index._version and (st, sn) == (T, N)
+
+
 class FusedRunner:
     """What the kernel needs from one model, prepared once: the parameters in kernel order,
-    their pointers and gradient offsets, and the graph arrays (rebuilt when the graph or the
-    node features change).  Held by the model per dtype and dropped when its tensors move
-    (``.to()``, ``.double()``)."""
+    their pointers and gradient offsets, and the last graph.  Held by the model per dtype;
+    :meth:`valid` notices a parameter that was replaced or moved (then a new one is made)."""
 
     def __init__(self, kernel: _Kernel, model: Any) -> None:
         self.kernel, self.model = kernel, model
         dummy = torch.zeros(1, dtype=kernel.dtype)
-        self.params = [p if p is not None else dummy for p in param_order(model)]
+        order = param_order(model)
+        self.params = [p if p is not None else dummy for p in order]
         if any(p.dtype != kernel.dtype or not p.is_contiguous() or p.device.type != "cpu" for p in self.params):
             raise KernelUnavailable(f"the parameters must be contiguous {kernel.dtype} CPU tensors")
+        # where each parameter lives, to check cheaply that it is still the model's
+        owners = {id(p): (mod, name) for mod in model.modules() for name, p in mod._parameters.items()}
+        self.slots = [owners[id(p)] if p is not None else None for p in order]
         self.ptrs = (ctypes.c_void_p * len(self.params))(*[p.data_ptr() for p in self.params])
         self.unused = unused_params(model)
         self.sizes = [p.numel() for p in self.params]
@@ -213,35 +249,24 @@ class FusedRunner:
             offsets.append(offsets[-1] + n)
         self.offsets = offsets
         self.goff = (ctypes.c_int64 * len(self.sizes))(*offsets[:-1])
-        self._graph_key: tuple | None = None
+        self._graph: _Graph | None = None
 
     def valid(self) -> bool:
-        """Whether the parameters still live where the pointers say (in-place updates keep them)."""
-        return all(p.data_ptr() == q for p, q in zip(self.params, self.ptrs, strict=True))
+        """Whether every parameter is still the model's (not replaced, e.g. by ``load_state_dict(assign=True)``
+        or ``torch.func.functional_call``) and still lives where the pointers say."""
+        return all(slot is None or (slot[0]._parameters.get(slot[1]) is p and p.data_ptr() == q)
+                   for slot, p, q in zip(self.slots, self.params, self.ptrs, strict=True))
 
-    def dims(self, x: Tensor, h: Tensor, edge_index: Tensor) -> Any:
-        B, T, N = x.shape[0], x.shape[1], x.shape[2]
-        key = (edge_index.data_ptr(), edge_index._version, tuple(edge_index.shape), h.data_ptr(), h._version,
-               tuple(h.shape), T, N)
-        if key != self._graph_key:
-            m, dt = self.model, self.kernel.dtype
-            self.row = edge_index[0].to(torch.int64).contiguous()
-            self.col = edge_index[1].to(torch.int64).contiguous()
-            if self.row.numel() and (int(self.row.min()) < 0 or int(max(self.row.max(), self.col.max())) >= N
-                                     or int(self.col.min()) < 0):
-                raise ValueError(f"edge_index has node ids outside [0, {N})")
-            self.inv_deg = 1.0 / torch.bincount(self.row, minlength=N).to(dt).clamp(min=1.0)
-            self.z = h.to(dt).contiguous()
-            self.dft = m.edft.dft.to(dt).contiguous()
-            self._dims = self.kernel.Dims(
-                B=B, T=T, N=N, E=int(self.row.numel()), F=int(self.z.shape[1]), L=len(m.esm),
-                attn=int(m.etm is not None), causal=int(m.attention == "causal"),
-                filter=int(m.edft.filter is not None), eps=float(m.edft.eps),
-                row=self.row.data_ptr(), col=self.col.data_ptr(), z=self.z.data_ptr(),
-                inv_deg=self.inv_deg.data_ptr(), dft=self.dft.data_ptr())
-            self._graph_key = key
-        self._dims.B = B
-        return self._dims
+    def graph(self, x: Tensor, h: Tensor, edge_index: Tensor) -> _Graph:
+        T, N = x.shape[1], x.shape[2]
+        g = self._graph
+        if g is None or not g.matches(h, edge_index, T, N):
+            g = self._graph = _Graph(self.model, self.kernel.dtype, h, edge_index, T, N)
+        return g
+
+    def dims(self, graph: _Graph, B: int) -> Any:
+        """A fresh ``Dims`` for one call (never shared between calls: ctypes releases the GIL)."""
+        return self.kernel.Dims(B=B, **graph.fields)
 
 
 def _check(rc: int, what: str) -> None:
@@ -258,24 +283,26 @@ def _check(rc: int, what: str) -> None:
 class _FusedESTAG(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, runner: FusedRunner, x: Tensor, h: Tensor, edge_index: Tensor, *params: Tensor) -> Tensor:  # type: ignore[override]
-        dims = runner.dims(x, h, edge_index)
+        graph = runner.graph(x, h, edge_index)
+        dims = runner.dims(graph, x.shape[0])
         out = x.new_empty((x.shape[0], x.shape[2], 3))
         threads = kernel_threads()
         _check(runner.kernel.lib.estag_forward(ctypes.byref(dims), runner.ptrs, len(params), x.data_ptr(),
                                                out.data_ptr(), threads), "the forward pass")
-        ctx.runner, ctx.h, ctx.edge_index, ctx.threads = runner, h, edge_index, threads
+        ctx.runner, ctx.graph, ctx.threads = runner, graph, threads
         ctx.versions = [p._version for p in params]
-        ctx.save_for_backward(x)
+        ctx.save_for_backward(x, h, edge_index)  # autograd then refuses in-place changes to them
         return out
 
     @staticmethod
+    @once_differentiable  # the kernel's gradient is not itself differentiable: double backward raises
     def backward(ctx: Any, gout: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
-        (x,) = ctx.saved_tensors
+        x, _, _ = ctx.saved_tensors
         runner: FusedRunner = ctx.runner
         if [p._version for p in runner.params] != ctx.versions:
             raise RuntimeError("ESTAG fused kernel: a parameter was modified in place between the forward and "
                                "the backward pass")
-        dims = runner.dims(x, ctx.h, ctx.edge_index)
+        dims = runner.dims(ctx.graph, x.shape[0])
         grad = x.new_zeros(runner.offsets[-1])
         gout = gout.to(x.dtype).contiguous()
         _check(runner.kernel.lib.estag_backward(ctypes.byref(dims), runner.ptrs, len(runner.sizes), runner.goff,

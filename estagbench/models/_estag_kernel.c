@@ -289,6 +289,7 @@ typedef struct {
     real *PA, *PB, *QE, *dx;
     real *tA, *tB, *tC, *tD; /* (max(E,N)*T, H) scratch rows */
     real *gzE, *gphiE;       /* (E,T,3), (E,T) */
+    real *fre, *fim;         /* (N,3,K) spectrum of the sample */
     /* gradient accumulators of this thread */
     real *grad;  /* flat, same layout as the Python flat gradient */
     real *gw;    /* (N, K) dL/dw_k(h_i), summed over samples */
@@ -341,7 +342,7 @@ static int work_init(Work *w, const Dims *d, int64_t gsize) {
     size_t nf = 2 * NT * H + 2 * NT * 3 + E * K + N * K + E * H; /* gh gx gagg gPA | gx2 | ga gc gQE */
     nf += 3 * NT * H + NT + 2 * NT * H + E * H + NT * 3;          /* gq gk gv gphi PA PB QE dx */
     nf += N * K + NT * H + 4 * R + ET * 3 + ET + 2 * NT * H;      /* gw gh0 tA..tD gzE gphiE gPB gv */
-    nf += (size_t)gsize + 16;
+    nf += 2 * N * 3 * K + (size_t)gsize + 16;                    /* fre fim grad */
     w->block = (char *)calloc(1, nptr * sizeof(real *) + nf * sizeof(real) + 64);
     if (!w->block) return -1;
     real **pp = (real **)w->block;
@@ -362,6 +363,7 @@ static int work_init(Work *w, const Dims *d, int64_t gsize) {
     w->gw = TAKE(N * K); w->gh0 = TAKE(NT * H);
     w->tA = TAKE(R); w->tB = TAKE(R); w->tC = TAKE(R); w->tD = TAKE(R);
     w->gzE = TAKE(ET * 3); w->gphiE = TAKE(ET);
+    w->fre = TAKE(N * 3 * K); w->fim = TAKE(N * 3 * K);
     w->grad = TAKE((size_t)gsize);
 #undef TAKE
 #undef PTRS
@@ -380,9 +382,9 @@ static void work_free(Work *w) {
 static void edft_forward(const Ctx *cx, Work *w, const real *xb /* (T,N,3) of this sample */) {
     const Dims *d = cx->d;
     const int N = d->N, E = d->E, T = d->T, K = T - 1;
-    real fre[N * 3 * K], fim[N * 3 * K];
-    memset(fre, 0, sizeof(fre));
-    memset(fim, 0, sizeof(fim));
+    real *fre = w->fre, *fim = w->fim; /* (N, 3, K) each: in the workspace, not on the stack */
+    memset(fre, 0, sizeof(real) * N * 3 * K);
+    memset(fim, 0, sizeof(real) * N * 3 * K);
     for (int t = 0; t < T; t++) {
         real mean[3] = {0, 0, 0};
         for (int n = 0; n < N; n++)
@@ -926,8 +928,9 @@ static void ctx_free(Ctx *cx) {
     free(cx->h0);
 }
 
-static int dims_check(const Dims *d) {
-    if (d->B < 0 || d->T < 2 || d->N < 1 || d->E < 0 || d->F < 1 || d->L < 1) return -2;
+static int dims_check(const Dims *d, int np) {
+    if (d->B < 0 || d->T < 2 || d->N < 1 || d->E < 0 || d->F < 0 || d->L < 1) return -2;
+    if (np != P_GLOBAL + d->L * (ESM_NP + (d->attn ? ETM_NP : 0))) return -2; /* not this model's parameters */
     for (int e = 0; e < d->E; e++)
         if (d->row[e] < 0 || d->row[e] >= d->N || d->col[e] < 0 || d->col[e] >= d->N) return -3;
     return 0;
@@ -994,7 +997,7 @@ static int thread_count(int threads, int B) {
 
 /* out (B, N, 3) from x (B, T, N, 3) */
 int estag_forward(const Dims *d, const real *const *P, int np, const real *x, real *out, int threads) {
-    int rc = dims_check(d);
+    int rc = dims_check(d, np);
     if (rc) return rc;
     Ctx cx;
     memset(&cx, 0, sizeof(cx));
@@ -1018,7 +1021,7 @@ int estag_forward(const Dims *d, const real *const *P, int np, const real *x, re
  * first: cheaper than keeping a batch's records, which leave the cache) */
 int estag_backward(const Dims *d, const real *const *P, int np, const int64_t *goff, int64_t gsize,
                    const real *x, const real *gout, real *grad, int threads) {
-    int rc = dims_check(d);
+    int rc = dims_check(d, np);
     if (rc) return rc;
     Ctx cx;
     memset(&cx, 0, sizeof(cx));

@@ -493,11 +493,16 @@ class ESTAG(nn.Module):
         self._fused_ok = unsupported is None and backend != "torch"
         self._fused_runners: dict[torch.dtype, Any] = {}
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_fused_runners"] = {}  # ctypes handles: rebuilt on the copy's first forward pass
+        return state
+
     def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> ESTAG:
         self._fused_runners = {}  # tensors may move or change dtype: prepare the kernel's view again
         return super()._apply(fn, *args, **kwargs)
 
-    def _fused_kernel(self, x: Tensor, return_details: bool) -> Any:
+    def _fused_kernel(self, x: Tensor, return_details: bool, batch_h: Tensor | None = None) -> Any:
         """The prepared fused kernel to run this call with, or None for the PyTorch code."""
         if not self._fused_ok:
             return None
@@ -506,8 +511,8 @@ class ESTAG(nn.Module):
             why = "return_details needs the PyTorch code"
         elif x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64):
             why = f"the kernel runs float32/float64 on the CPU, got {x.dtype} on {x.device}"
-        elif x.requires_grad:
-            why = "the kernel gives no gradient with respect to the positions"
+        elif x.requires_grad or (batch_h is not None and batch_h.requires_grad):
+            why = "the kernel gives no gradient with respect to the positions or node features"
         elif self.pool.dtype != x.dtype:
             why = f"the parameters are {self.pool.dtype} but the positions {x.dtype}"
         if why is None:
@@ -544,7 +549,7 @@ class ESTAG(nn.Module):
             raise ValueError(
                 f"ESTAG was built for x of shape (B, {self.history}, N, {self.channels}, 3), got {tuple(x_in.shape)}"
             )
-        runner = self._fused_kernel(x_in, return_details)
+        runner = self._fused_kernel(x_in, return_details, batch.h)
         if runner is not None:
             self.implementation = "fused"
             return _estag_fast.fused_forward(runner, x_in[:, :, :, 0], batch.h, batch.edge_index).unsqueeze(2)

@@ -130,7 +130,8 @@ def test_auto_uses_the_kernel_only_where_it_applies() -> None:
     x = batch.x.clone().requires_grad_(True)
     model(Batch(x, batch.h, batch.edge_index, batch.edge_attr))
     assert model.implementation == "torch"  # a gradient w.r.t. the positions
-    assert create_model("estag-no-pool", info).double()(batch) is not None
+    no_pool = create_model("estag-no-pool", info).double()
+    assert no_pool(batch).shape == (2, 4, 1, 3) and no_pool.implementation == "torch"  # softmax pooling
     multi = random_info(num_nodes=4, num_channels=4, history=5, seed=1)
     with pytest.raises(ValueError, match="does not cover multi-channel"):
         create_model("estag", multi, backend="fused")

@@ -122,7 +122,6 @@ def _dims_type(dtype: torch.dtype) -> type[ctypes.Structure]:
 class _Kernel:
     def __init__(self, path: Path, hidden: int, dtype: torch.dtype) -> None:
         self.lib = ctypes.CDLL(str(path))
-        self.path = path
         self.dtype = dtype
         self.Dims = _dims_type(dtype)
         if self.lib.estag_hidden() != hidden or self.lib.estag_real_size() != torch.empty(0, dtype=dtype).element_size():

@@ -75,7 +75,6 @@ static inline __attribute__((always_inline)) real dsilu(real x, real s) { return
 typedef real vec __attribute__((vector_size(H * sizeof(real))));
 static inline vec vld(const real *p) { vec v; memcpy(&v, p, sizeof v); return v; }
 static inline void vst(real *p, vec v) { memcpy(p, &v, sizeof v); }
-static inline void vcopy(real *y, const real *x) { vst(y, vld(x)); }
 static inline void vzero(real *y) { vst(y, (vec){0}); }
 static inline void vadd(real *y, const real *x) { vst(y, vld(y) + vld(x)); }
 static inline void vaxpy(real *y, real a, const real *x) { vst(y, vld(y) + a * vld(x)); }
@@ -121,26 +120,6 @@ typedef struct {
 
 /* ------------------------------------------------------------------ small linear algebra
  * Weights are PyTorch's (out, in) row-major; the forward products use them transposed. */
-/* y[H] += sum_i x[i] Wt[i][:], Wt (in, H) contiguous (the transposed weight) */
-static inline void matvec_t(real *y, const real *Wt, const real *x, int in) {
-    vec acc = vld(y);
-    for (int i = 0; i < in; i++) acc += x[i] * vld(Wt + (size_t)i * H);
-    vst(y, acc);
-}
-/* gx[in] += W^T gy: W (H, ld) row-major, columns [0, in) */
-static inline void matvec_back(real *restrict gx, const real *restrict W, int ld, const real *restrict gy, int in) {
-    if (in == H) {
-        vec acc = vld(gx);
-        for (int o = 0; o < H; o++) acc += gy[o] * vld(W + (size_t)o * ld);
-        vst(gx, acc);
-        return;
-    }
-    for (int o = 0; o < H; o++) {
-        const real g = gy[o];
-        const real *w = W + (size_t)o * ld;
-        for (int i = 0; i < in; i++) gx[i] += g * w[i];
-    }
-}
 /* dW[o][i] += gy[o] x[i], dW (H, ld) row-major, columns [0, in) */
 static inline void outer_acc(real *restrict dW, int ld, const real *restrict gy, const real *restrict x, int in) {
     if (in == H) {
@@ -159,31 +138,39 @@ static inline void outer_acc(real *restrict dW, int ld, const real *restrict gy,
  * A layer is applied to all rows of a sample (E*T edge rows or N*T node rows) before the
  * next layer starts: the rows are independent, so the processor overlaps them instead of
  * waiting on one row's chain of products and activations. */
-/* Y[r] = (acc ? Y[r] : b or 0) + sum_i X[r][i] Wt[i][:], for r < n; X rows of stride ldx */
-static void rows_linear(real *restrict Y, const real *restrict Wt, const real *b, const real *restrict X, int ldx,
-                        int in, int n, int acc) {
+/* Y[r] = (acc ? Y[r] : b or 0) + sum_i X[r][i] M[i][:] for r < n: H-wide rows of M (stride ldm)
+ * combined with the scalars of row r of X (stride ldx) into row r of Y (stride ldy).  Four rows at a
+ * time, so that their independent chains overlap. */
+static void rows_combine(real *restrict Y, int ldy, const real *restrict M, int ldm, const real *b,
+                         const real *restrict X, int ldx, int in, int n, int acc) {
     const vec b0 = b ? vld(b) : (vec){0};
     int r = 0;
     for (; r + 4 <= n; r += 4) {
-        vec a0 = acc ? vld(Y + (size_t)r * H) : b0, a1 = acc ? vld(Y + (size_t)(r + 1) * H) : b0;
-        vec a2 = acc ? vld(Y + (size_t)(r + 2) * H) : b0, a3 = acc ? vld(Y + (size_t)(r + 3) * H) : b0;
+        real *y0 = Y + (size_t)r * ldy;
+        vec a0 = acc ? vld(y0) : b0, a1 = acc ? vld(y0 + ldy) : b0;
+        vec a2 = acc ? vld(y0 + 2 * ldy) : b0, a3 = acc ? vld(y0 + 3 * ldy) : b0;
         const real *x0 = X + (size_t)r * ldx;
         for (int i = 0; i < in; i++) {
-            const vec w = vld(Wt + (size_t)i * H);
-            a0 += x0[i] * w;
-            a1 += x0[ldx + i] * w;
-            a2 += x0[2 * ldx + i] * w;
-            a3 += x0[3 * ldx + i] * w;
+            const vec m = vld(M + (size_t)i * ldm);
+            a0 += x0[i] * m;
+            a1 += x0[ldx + i] * m;
+            a2 += x0[2 * ldx + i] * m;
+            a3 += x0[3 * ldx + i] * m;
         }
-        vst(Y + (size_t)r * H, a0); vst(Y + (size_t)(r + 1) * H, a1);
-        vst(Y + (size_t)(r + 2) * H, a2); vst(Y + (size_t)(r + 3) * H, a3);
+        vst(y0, a0); vst(y0 + ldy, a1); vst(y0 + 2 * ldy, a2); vst(y0 + 3 * ldy, a3);
     }
     for (; r < n; r++) {
-        vec a0 = acc ? vld(Y + (size_t)r * H) : b0;
+        real *y0 = Y + (size_t)r * ldy;
+        vec a0 = acc ? vld(y0) : b0;
         const real *x0 = X + (size_t)r * ldx;
-        for (int i = 0; i < in; i++) a0 += x0[i] * vld(Wt + (size_t)i * H);
-        vst(Y + (size_t)r * H, a0);
+        for (int i = 0; i < in; i++) a0 += x0[i] * vld(M + (size_t)i * ldm);
+        vst(y0, a0);
     }
+}
+/* Y[r] = (acc ? Y[r] : b or 0) + sum_i X[r][i] Wt[i][:]: a linear layer on n rows, Wt (in, H) the
+ * transposed weight, X rows of stride ldx, Y rows of H */
+static void rows_linear(real *Y, const real *Wt, const real *b, const real *X, int ldx, int in, int n, int acc) {
+    rows_combine(Y, H, Wt, H, b, X, ldx, in, n, acc);
 }
 /* s = sigmoid(x), y = x * s (SiLU) over n rows */
 static __attribute__((noinline)) void rows_act(const real *restrict x, real *restrict s, real *restrict y, int n) {
@@ -205,27 +192,7 @@ static void rows_sum(real *db, const real *G, int n) {
 /* GX[r][0:in] (+)= sum_o GY[r][o] W[o][0:in], W (H, ld) row-major; GX rows of stride ldx */
 static void rows_back(real *restrict GX, int ldx, const real *restrict W, int ld, const real *restrict GY, int in, int n, int acc) {
     if (in == H) {
-        int r = 0;
-        for (; r + 4 <= n; r += 4) {
-            real *g0 = GX + (size_t)r * ldx;
-            vec a0 = acc ? vld(g0) : (vec){0}, a1 = acc ? vld(g0 + ldx) : (vec){0};
-            vec a2 = acc ? vld(g0 + 2 * ldx) : (vec){0}, a3 = acc ? vld(g0 + 3 * ldx) : (vec){0};
-            const real *y0 = GY + (size_t)r * H;
-            for (int o = 0; o < H; o++) {
-                const vec w = vld(W + (size_t)o * ld);
-                a0 += y0[o] * w;
-                a1 += y0[H + o] * w;
-                a2 += y0[2 * H + o] * w;
-                a3 += y0[3 * H + o] * w;
-            }
-            vst(g0, a0); vst(g0 + ldx, a1); vst(g0 + 2 * ldx, a2); vst(g0 + 3 * ldx, a3);
-        }
-        for (; r < n; r++) {
-            real *g0 = GX + (size_t)r * ldx;
-            vec a0 = acc ? vld(g0) : (vec){0};
-            for (int o = 0; o < H; o++) a0 += GY[(size_t)r * H + o] * vld(W + (size_t)o * ld);
-            vst(g0, a0);
-        }
+        rows_combine(GX, ldx, W, ld, 0, GY, H, H, n, acc);
         return;
     }
     for (int r = 0; r < n; r++) {
@@ -302,8 +269,6 @@ typedef struct {
     const Dims *d;
     const real *const *P;
     const int64_t *goff; /* offset of each parameter's gradient in the flat buffer */
-    int np;
-    int64_t gsize;
     real *h0; /* (N,T,H) */
     real *w;  /* (N,K) */
     LayerT *lt;
@@ -861,9 +826,9 @@ static void sample_backward(const Ctx *cx, Work *w, const real *gout /* (N,3) */
 }
 
 /* ------------------------------------------------------------------ shared setup */
-static int ctx_init(Ctx *cx, const Dims *d, const real *const *P, const int64_t *goff, int np) {
+static int ctx_init(Ctx *cx, const Dims *d, const real *const *P, const int64_t *goff) {
     const int N = d->N, T = d->T, K = T - 1, F = d->F, L = d->L;
-    cx->d = d; cx->P = P; cx->goff = goff; cx->np = np;
+    cx->d = d; cx->P = P; cx->goff = goff;
     cx->h0 = (real *)malloc(sizeof(real) * ((size_t)N * T * H + (size_t)N * K));
     cx->lt = (LayerT *)calloc((size_t)L, sizeof(LayerT));
     if (!cx->h0 || !cx->lt) return -1;
@@ -1001,7 +966,7 @@ int estag_forward(const Dims *d, const real *const *P, int np, const real *x, re
     if (rc) return rc;
     Ctx cx;
     memset(&cx, 0, sizeof(cx));
-    if (ctx_init(&cx, d, P, 0, np)) { ctx_free(&cx); return -1; }
+    if (ctx_init(&cx, d, P, 0)) { ctx_free(&cx); return -1; }
     const int nthr = thread_count(threads, d->B);
     Work ws[nthr];
     Job jobs[nthr];
@@ -1025,7 +990,7 @@ int estag_backward(const Dims *d, const real *const *P, int np, const int64_t *g
     if (rc) return rc;
     Ctx cx;
     memset(&cx, 0, sizeof(cx));
-    if (ctx_init(&cx, d, P, goff, np)) { ctx_free(&cx); return -1; }
+    if (ctx_init(&cx, d, P, goff)) { ctx_free(&cx); return -1; }
     const int B = d->B, T = d->T, N = d->N, K = T - 1, F = d->F;
     const int nthr = thread_count(threads, B), nchunk = chunk_count(B);
     const size_t acc_size = (size_t)gsize + (size_t)N * K + (size_t)N * T * H;

@@ -502,7 +502,7 @@ class ESTAG(nn.Module):
         self._fused_runners = {}  # tensors may move or change dtype: prepare the kernel's view again
         return super()._apply(fn, *args, **kwargs)
 
-    def _fused_kernel(self, x: Tensor, return_details: bool, batch_h: Tensor | None = None) -> Any:
+    def _fused_runner(self, x: Tensor, return_details: bool, batch_h: Tensor | None = None) -> Any:
         """The prepared fused kernel to run this call with, or None for the PyTorch code."""
         if not self._fused_ok:
             return None
@@ -549,7 +549,7 @@ class ESTAG(nn.Module):
             raise ValueError(
                 f"ESTAG was built for x of shape (B, {self.history}, N, {self.channels}, 3), got {tuple(x_in.shape)}"
             )
-        runner = self._fused_kernel(x_in, return_details, batch.h)
+        runner = self._fused_runner(x_in, return_details, batch.h)
         if runner is not None:
             self.implementation = "fused"
             return _estag_fast.fused_forward(runner, x_in[:, :, :, 0], batch.h, batch.edge_index).unsqueeze(2)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ._argtypes import nonnegative_int, positive_int
+from ._executor_args import add_executor_args
 from .registry import UnknownNameError
 
 __all__ = ["main", "build_parser"]
@@ -80,18 +81,20 @@ def data_opts(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from ._executor_args import executor_from_args, shard_from_args
     from .results import aggregate, load_results
-    from .runner import make_executor, plan_run, run_plan
+    from .runner import plan_run, run_plan
 
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
+    executor = executor_from_args(args)
     plan = plan_run(args.models, args.dataset, args.cases, list(args.seeds) if args.seeds else None, args.epochs,
                     args.preset, args.out, args.data_dir, args.device, args.lr, args.batch_size,
-                    model_hparams=args.model_hparams, optimizer=args.optimizer, **data_opts(args))
-    executor = make_executor(args.jobs, args.threads)
-    records = run_plan(plan, executor, progress=not args.no_progress and args.jobs == 1)
+                    model_hparams=args.model_hparams, optimizer=args.optimizer, shard=shard_from_args(args),
+                    **data_opts(args))
+    records = run_plan(plan, executor, progress=not args.no_progress and executor.name == "local")
     failed = 1 if plan.failed else 0  # exit status 1 when a cell diverged, after the others ran
     if not records:
         print("no results (every model was skipped)" if not failed else "no results (every cell failed)")
@@ -200,6 +203,7 @@ PLUGGABLE: list[tuple[str, str]] = [
     ("estagbench.simulate.cli", "add_simulate_parser"),
     ("estagbench.tables.cli", "add_table_parsers"),
     ("estagbench.bench", "add_bench_parser"),
+    ("estagbench.status", "add_status_parser"),
 ]
 
 
@@ -227,6 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "e.g. --jobs 2 --threads 1 on 2 cores. Same numbers as --jobs 1; no progress bars")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results directory (default ./estagbench-results)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_executor_args(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("models", help="list registered models")

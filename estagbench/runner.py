@@ -1,32 +1,37 @@
 """The grid runner: models × dataset cases × seeds, resumable, through an executor.
 
-Each cell is one training run; its result record goes to the :class:`ResultStore`
-atomically when the run ends, so an interrupted ``run`` loses at most the cell in
-flight and a rerun skips every finished cell.  Cells run through a small
-:class:`Executor` interface: one after another in this process by default, or in
-``jobs`` forked worker processes (:class:`ProcessExecutor`, ``--jobs``), each cell then
-being the same single-threaded run it would be alone (same seed, same numbers).
+:func:`plan_run` turns flags into a :class:`RunPlan`; :func:`run_plan` loads each case once
+(to resolve its protocol settings and save its windows), builds one
+:class:`~estagbench.spec.RunSpec` per cell, settles the cells already stored, and hands the
+rest to an executor (:mod:`estagbench.executors`: ``local``, ``process`` = ``--jobs``,
+``ray``, ``slurm``), whose workers run :func:`estagbench.worker.run_spec`.  Each record goes
+to the :class:`~estagbench.store.ResultStore` atomically when its cell ends, so an
+interrupted run loses at most the cells in flight and a rerun skips every finished cell.
+Two runs on one folder share its cells through claim files (each cell trained once).
 """
 
 from __future__ import annotations
 
-import multiprocessing
-import os
 import sys
-import time
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from .data import PreparedCase, get_dataset_spec, load_case, resolve_cases
-from .registry import get_model_entry, list_models
-from .results import ResultStore, cell_id, config_hash, provenance
-from .train import OPTIMIZERS, TrainConfig, train_model
+from .data import get_dataset_spec, load_case, resolve_cases
+from .executors import Executor, LocalExecutor, make_executor
+from .executors.process import ProcessExecutor
+from .registry import create_model, get_model_entry, list_models
+from .results import cell_id
+from .spec import RunSpec, in_shard
+from .store import Record, ResultStore
+from .train import OPTIMIZERS, TrainConfig
+from .types import DatasetInfo
+from .worker import Failed, cache_case, stored_is_current
 
 __all__ = ["PRESETS", "Cell", "Executor", "SequentialExecutor", "ProcessExecutor", "make_executor", "RunPlan",
-           "plan_run", "run_plan", "resolve_models"]
+           "plan_run", "run_plan", "resolve_models", "planned_implementation"]
 
 #: ``--models all`` means the main-table models: ablation variants (Tables 4-9) and
 #: interoperability twins are named explicitly or through ``estagbench reproduce``.
@@ -38,9 +43,14 @@ PRESETS: dict[str, dict[str, Any]] = {
     "quick": {"epochs": 10, "seeds": [1]},
 }
 
+#: The in-process executor under its earlier name.
+SequentialExecutor = LocalExecutor
+
 
 @dataclass(frozen=True)
 class Cell:
+    """A cell as the runner named it before :class:`~estagbench.spec.RunSpec` (kept for callers)."""
+
     model: str
     dataset: str
     case: str
@@ -53,66 +63,20 @@ class Cell:
         return cell_id(self.model, self.dataset, self.case, self.seed, self.chash)
 
 
-class Executor(Protocol):
-    def map(self, fn: Callable[[Cell], dict[str, Any] | None], cells: Iterable[Cell]) -> list[dict[str, Any] | None]: ...
+def planned_implementation(model: str, info: DatasetInfo, train: TrainConfig) -> tuple[str | None, str | None]:
+    """``(implementation, default)`` a training run of ``model`` on ``info`` will use.
 
-
-class SequentialExecutor:
-    """Runs cells one after another in this process."""
-
-    def map(self, fn: Callable[[Cell], dict[str, Any] | None], cells: Iterable[Cell]) -> list[dict[str, Any] | None]:
-        return [fn(c) for c in cells]
-
-
-#: The cell function of the :class:`ProcessExecutor` whose pool is running: forked workers
-#: inherit it, so closures (which cannot be pickled) work.  Only one pool runs at a time.
-_FORKED_FN: Callable[[Cell], dict[str, Any] | None] | None = None
-
-
-def _run_forked(job: tuple[int, Cell]) -> dict[str, Any] | None:
-    threads, cell = job
-    import torch
-
-    torch.set_num_threads(threads)
-    os.environ.setdefault("ESTAGBENCH_KERNEL_THREADS", str(threads))  # the fused ESTAG kernel: no oversubscription
-    assert _FORKED_FN is not None, "ProcessExecutor worker started without a cell function"
-    return _FORKED_FN(cell)
-
-
-class ProcessExecutor:
-    """Runs cells in ``jobs`` worker processes forked from this one (POSIX ``fork``).
-
-    Each worker runs one cell at a time with ``threads`` torch threads and is replaced
-    after every cell, so a cell runs exactly as it would alone.  Records are stored by
-    the workers as each cell ends, so an interrupted pool loses only the cells in flight.
-    Results come back in the order of ``cells``.
+    Models whose module declares ``ESTAGBENCH_IMPLEMENTATIONS`` (ESTAG: the fused C kernel
+    or the PyTorch code) are built once here and asked; every other model has one
+    implementation and gives ``(None, None)``.
     """
-
-    def __init__(self, jobs: int, threads: int = 1) -> None:
-        if jobs < 1:
-            raise ValueError(f"jobs must be >= 1, got {jobs}")
-        if "fork" not in multiprocessing.get_all_start_methods():
-            raise RuntimeError("--jobs > 1 needs the 'fork' start method (Linux or macOS)")
-        self.jobs = jobs
-        self.threads = threads
-
-    def map(self, fn: Callable[[Cell], dict[str, Any] | None], cells: Iterable[Cell]) -> list[dict[str, Any] | None]:
-        global _FORKED_FN
-        cells = list(cells)
-        if self.jobs == 1 or len(cells) <= 1:  # nothing to run side by side: no pool
-            return [fn(c) for c in cells]
-        _FORKED_FN = fn
-        try:
-            ctx = multiprocessing.get_context("fork")
-            with ctx.Pool(min(self.jobs, len(cells)), maxtasksperchild=1) as pool:
-                return pool.map(_run_forked, [(self.threads, c) for c in cells], chunksize=1)
-        finally:
-            _FORKED_FN = None
-
-
-def make_executor(jobs: int = 1, threads: int = 1) -> Executor:
-    """Sequential for ``jobs == 1``, else a :class:`ProcessExecutor` with ``jobs`` workers."""
-    return SequentialExecutor() if jobs == 1 else ProcessExecutor(jobs, threads)
+    entry = get_model_entry(model)
+    impls = getattr(sys.modules.get(entry.module), "ESTAGBENCH_IMPLEMENTATIONS", None)
+    if not impls:
+        return None, None
+    built = create_model(model, info, hidden=train.hidden, **train.model_hparams)
+    ask = getattr(built, "planned_implementation", None)
+    return (ask(device=train.device) if ask else None), impls[0]
 
 
 def model_source_sha256(name: str) -> str | None:
@@ -162,6 +126,10 @@ class RunPlan:
     skipped: list[tuple[str, str, str]] = field(default_factory=list)
     #: ``(cell, error)`` of every cell whose training diverged (NaN/inf) in :func:`run_plan`.
     failed: list[tuple[str, str]] = field(default_factory=list)
+    #: ``(K, N)``: run only the cells of shard K of N (``--shard K/N``); None: all.
+    shard: tuple[int, int] | None = None
+    #: ``(cell, who)`` of the cells another live process was training when this run ended.
+    elsewhere: list[tuple[str, str]] = field(default_factory=list)
 
 
 def plan_run(
@@ -178,6 +146,7 @@ def plan_run(
     batch_size: int | None = None,
     model_hparams: dict[str, Any] | None = None,
     optimizer: str = "adam-fused",
+    shard: tuple[int, int] | None = None,
     **data_opts: Any,
 ) -> RunPlan:
     if preset not in PRESETS:
@@ -197,7 +166,7 @@ def plan_run(
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
     plan = RunPlan(dataset, case_list, [], list(seeds or p["seeds"]), cfg,
-                   {k: v for k, v in data_opts.items() if v is not None}, data_dir, ResultStore(out))
+                   {k: v for k, v in data_opts.items() if v is not None}, data_dir, ResultStore(out), shard=shard)
     for n in names:
         entry = get_model_entry(n)
         if not entry.runs_on(spec.family):
@@ -214,39 +183,29 @@ def _cell_config(plan: RunPlan, model: str, case: str, params: dict[str, Any]) -
     return {"model": model, "dataset": plan.dataset, "case": case, "data_params": params, "train": plan.train.as_dict()}
 
 
-def _stored_record(
-    plan: RunPlan, cell: Cell, say: Callable[[str], None], data_sha256: dict[str, str] | None = None
-) -> dict[str, Any] | None:
-    """The stored record of ``cell`` if there is one from the current model source and the same data
+def _stored_record(plan: RunPlan, spec: RunSpec, say: Callable[[str], None], data_sha256: dict[str, str] | None = None
+                   ) -> dict[str, Any] | None:
+    """The stored record of ``spec`` if there is one from the current model source and the same data
     files (``data_sha256``: file name -> SHA-256, compared where the record lists them), else None."""
-    if not plan.store.has(cell.id):
+    key = spec.key()
+    if not plan.store.has(key):
         return None
-    rec = plan.store.get(cell.id)
-    stored_files = {Path(f["path"]).name: f.get("sha256") for f in rec.get("data_files") or [] if f.get("path")}
-    now = data_sha256 or {}
-    changed = sorted(n for n, h in stored_files.items() if n in now and h and now[n] != h)
-    if changed:
-        say(f"rerun {cell.model} {plan.dataset}/{cell.case} seed {cell.seed}: data file(s) {', '.join(changed)} "
-            "differ (SHA-256) from the ones the stored result was computed on")
-        return None
-    stored = rec.get("model_source_sha256")
-    if stored is None or stored == model_source_sha256(cell.model):
-        say(f"skip {cell.model} {plan.dataset}/{cell.case} seed {cell.seed}: stored (test MSE {rec['metrics']['test_mse']:.6g})")
+    rec = plan.store.get(key)
+    why = stored_is_current(rec, model_source_sha256(spec.model), data_sha256 or {})
+    if why is None:
+        say(f"skip {spec.model} {plan.dataset}/{spec.case} seed {spec.seed}: stored (test MSE {rec['metrics']['test_mse']:.6g})")
         return rec
-    say(f"rerun {cell.model} {plan.dataset}/{cell.case} seed {cell.seed}: its source changed since the stored result")
+    say(f"rerun {spec.model} {plan.dataset}/{spec.case} seed {spec.seed}: {why}")
     return None
 
 
-def run_plan(plan: RunPlan, executor: Executor | None = None, progress: bool = True, log: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
-    """Run every unfinished cell of ``plan``; return all records of the plan (old and new).
+def plan_specs(plan: RunPlan, say: Callable[[str], None] | None = None) -> list[RunSpec]:
+    """The :class:`RunSpec` of every cell of ``plan`` in its shard (loads each case to resolve its settings)."""
+    return [s for _, specs in _case_specs(plan, say or (lambda s: None)) for s in specs]
 
-    A cell whose training diverges (``FloatingPointError``: NaN/inf loss or output) is reported,
-    stores nothing and is listed in ``plan.failed``; the other cells still run.
-    """
-    say = log or (lambda s: print(s, file=sys.stderr))
-    executor = executor or SequentialExecutor()
-    records: list[dict[str, Any]] = []
-    prov = provenance()
+
+def _case_specs(plan: RunPlan, say: Callable[[str], None]) -> Any:
+    """Per case: ``(data, specs)`` after loading, windowing and saving the case's windows."""
     for case in plan.cases:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -255,75 +214,81 @@ def run_plan(plan: RunPlan, executor: Executor | None = None, progress: bool = T
             say(f"warning: {w.message}")
         for note in data.notes:  # deviations the loader made (e.g. a shortened start range): said and stored
             say(f"note: {plan.dataset}/{case}: {note}")
-        # True only when every file matched a known checksum; None when some could not be checked
-        official = False if any(f.official is False for f in data.files) else (
-            True if all(f.official is True for f in data.files) else None)
-        prepared: PreparedCase = data.prepare()
+        prepared = data.prepare()
         sizes = data.split_sizes()
-        shash = data.split_hash()
-        split_file = plan.store.put_split(plan.dataset, case, shash, data.windows_json())
+        split_file = plan.store.put_split(plan.dataset, case, data.split_hash(), data.windows_json())
         say(f"{plan.dataset}/{case}: {data.num_nodes} nodes × {data.num_channels} channel(s), {data.edge_index.shape[1]} edges, "
             f"splits train/val/test = {sizes['train']}/{sizes['val']}/{sizes['test']} (T={data.history}, Δ={data.stride}); "
             f"windows saved to {split_file}")
-        cells: list[Cell] = []
+        specs: list[RunSpec] = []
         for model in plan.models:
             entry = get_model_entry(model)
             if data.num_channels > 1 and not entry.multichannel:
                 plan.skipped.append((model, f"{plan.dataset}/{case}", "single-channel model on multi-channel data"))
                 continue
+            impl, default = planned_implementation(model, prepared.info, plan.train)
             for seed in plan.seeds:
-                conf = _cell_config(plan, model, case, data.params)
-                cells.append(Cell(model, plan.dataset, case, seed, conf, config_hash(conf)))
+                spec = RunSpec(model, plan.dataset, case, seed, plan.train.as_dict(), data.params, plan.data_opts,
+                               None if plan.data_dir is None else str(plan.data_dir), impl, default)
+                if in_shard(spec.key(), plan.shard):
+                    specs.append(spec)
+        if specs:
+            cache_case(specs[0], data, prepared)  # the workers of this process (and forked ones) reuse it
+        yield data, specs
 
-        def run_cell(
-            cell: Cell, data: Any = data, prepared: PreparedCase = prepared, sizes: dict[str, int] = sizes,
-            shash: str = shash, split_file: Path = split_file, official: bool = official,
-        ) -> dict[str, Any] | None:  # this case's values bound as defaults; trains and stores one cell
-            source = model_source_sha256(cell.model)
-            t0 = time.time()
-            try:
-                out = train_model(cell.model, prepared, cell.seed, plan.train, run_dir=plan.store.run_dir(cell.id),
-                                  progress=progress)
-            except FloatingPointError as exc:  # this cell diverged: report it, keep the others going
-                what = f"{cell.model} {plan.dataset}/{cell.case} seed {cell.seed}"
-                old = plan.store.path(cell.id)
-                if old.exists():  # a record of an earlier model source (why the cell reran): not this code's result
-                    os.replace(old, old.with_name(old.name + ".stale"))
-                    what += f" (its record from the earlier model source moved to {old.name}.stale)"
-                say(f"error: {what} failed, nothing stored for it: {exc}")
-                return {"failed": what, "error": str(exc)}
-            rec = {
-                "model": cell.model, "dataset": plan.dataset, "case": cell.case, "seed": cell.seed,
-                "model_source_sha256": source,
-                "family": data.dataset, "config": plan.train.as_dict(), "config_hash": cell.chash,
-                "data_params": data.params, "split_hash": shash, "split_sizes": sizes, "split_file": str(split_file),
-                "metrics": out.metrics, "timings": out.timings, "num_params": out.num_params,
-                "hparams": getattr(out.model, "estagbench_hparams", {}),
-                "implementation": getattr(out.model, "implementation", None),
-                "data_files": [f.as_dict() for f in data.files], "official_data": official,
-                "data_notes": list(data.notes),
-                "provenance": prov, "command": " ".join(sys.argv), "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                "wall_seconds": time.time() - t0,
-            }
-            plan.store.put(cell.id, rec)
-            say(f"{cell.model:>16s} {plan.dataset}/{cell.case} seed {cell.seed}: test MSE {out.metrics['test_mse']:.6g} "
-                f"(val {out.metrics['val_mse']:.6g}, epoch {out.metrics['best_epoch']}, "
-                f"{out.timings['train_seconds_per_epoch']:.3f} s/epoch)")
-            return rec
 
-        todo = []
-        data_sha256 = {Path(f.path).name: f.sha256 for f in data.files}
-        for cell in cells:  # stored cells are settled here, so only new work reaches the executor
-            rec = _stored_record(plan, cell, say, data_sha256)
-            if rec is None:
-                todo.append(cell)
-            else:
-                records.append(rec)
-        for rec in executor.map(run_cell, todo):
-            if rec is not None and "failed" in rec:
-                plan.failed.append((rec["failed"], rec["error"]))
-            elif rec is not None:
-                records.append(rec)
+def run_plan(plan: RunPlan, executor: Executor | Any | None = None, progress: bool = True,
+             log: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+    """Run every unfinished cell of ``plan``; return all records of the plan (old and new).
+
+    A cell whose training diverges (``FloatingPointError``: NaN/inf loss or output) is reported,
+    stores nothing and is listed in ``plan.failed``; the other cells still run.  A cell another
+    live process is training (a second run on the same folder) is listed in ``plan.elsewhere``.
+    """
+    say = log or (lambda s: print(s, file=sys.stderr))
+    executor = executor or LocalExecutor()
+    if not hasattr(executor, "execute"):
+        raise TypeError(f"{type(executor).__name__} has no execute(specs, out); see estagbench.executors")
+    records: list[dict[str, Any]] = []
+    command = " ".join(sys.argv)
+    with plan.store.run_lock(say):
+        for data, specs in _case_specs(plan, say):
+            plan.store.put_grid(specs)
+            todo = []
+            data_sha256 = {Path(f.path).name: f.sha256 for f in data.files}
+            for spec in specs:  # stored cells are settled here, so only new work reaches the executor
+                rec = _stored_record(plan, spec, say, data_sha256)
+                if rec is None:
+                    todo.append(spec)
+                else:
+                    records.append(rec)
+            got: dict[str, dict[str, Any]] = {}
+            for res in executor.execute(todo, plan.store.root, command=command, progress=progress, log=say):
+                if isinstance(res, Failed):
+                    plan.failed.append((res.what, res.error))
+                    if res.key not in plan.store.failures():
+                        plan.store.put_failure(res.key, res.what, res.error, {"executor": getattr(executor, "name", "")})
+                elif isinstance(res, Record):
+                    got[res.key or ""] = res.to_dict()
+            failed_keys = set(plan.store.failures())
+            for spec in todo:  # in plan order, whatever order the executor finished them in
+                key = spec.key()
+                if key in got:
+                    records.append(got[key])
+                elif key not in failed_keys:
+                    claim = plan.store.read_claim(key)
+                    if plan.store.has(key):  # stored by another run meanwhile
+                        records.append(plan.store.get(key))
+                    elif claim is not None:
+                        who = f"process {claim.pid} on {claim.host}"
+                        plan.elsewhere.append((spec.describe(), who))
+                        say(f"running elsewhere: {spec.describe()} ({who}); rerun later to collect it")
+                    elif not getattr(executor, "wait", True):
+                        pass  # submitted, not waited for (--slurm-no-wait)
+                    else:
+                        plan.elsewhere.append((spec.describe(), "another run (finished without storing it)"))
+            planned = {s.key() for s in todo}
+            records.extend(r for k, r in got.items() if k not in planned)  # stored under another implementation
     for model, where, why in plan.skipped:
         say(f"skipped {model} on {where}: {why}")
     for what, error in plan.failed:

@@ -81,6 +81,10 @@ __all__ = ["EDFT", "ESM", "ETM", "ESTAG", "STAG", "dft_matrix"]
 # Files besides this one whose content defines ESTAG's numbers (hashed with it: a stored
 # result computed by other kernel code is stale).
 ESTAGBENCH_EXTRA_SOURCES = ("_estag_fast.py", "_estag_kernel.c")
+#: The implementations a model of this module can train with, the default first: a run
+#: driver asks a built model for ``planned_implementation()`` and keeps cells of different
+#: implementations apart (results of the kernel and of the PyTorch code are never averaged).
+ESTAGBENCH_IMPLEMENTATIONS = ("fused", "torch")
 
 PAPER = "Wu et al., Equivariant Spatio-Temporal Attentive Graph Networks to Simulate Physical Dynamics, NeurIPS 2023"
 _ATTENTION = ("causal", "full", "none")
@@ -532,6 +536,17 @@ class ESTAG(nn.Module):
         if self.backend == "fused":
             raise RuntimeError(f"backend='fused': {why}")
         return None
+
+    def planned_implementation(self, dtype: torch.dtype = torch.float32, device: str = "cpu") -> str:
+        """The implementation training this model on ``device`` will use: ``"fused"`` where the
+        kernel covers the configuration and compiles here, else ``"torch"``."""
+        if not self._fused_ok or torch.device(device).type != "cpu":
+            return "torch"
+        try:
+            _estag_fast.load_kernel(self.hidden, dtype)
+        except _estag_fast.KernelUnavailable:
+            return "torch"
+        return "fused"
 
     def pool_weights(self) -> Tensor:
         """The ``(T,)`` weights the output gives to the T frames of the last block.

@@ -144,6 +144,7 @@ def reproduce_table(
     progress: bool = False,
     log: Callable[[str], None] | None = None,
     executor: Executor | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> Table:
     """Run the cells of ``spec`` (resuming stored ones) and build the table from them.
 
@@ -182,6 +183,7 @@ def reproduce_table(
             batch_size,
             model_hparams=g.hparams or None,
             history=None if g.history == DEFAULT_HISTORY else g.history,
+            shard=shard,
             **opts,
         )
         recs = run_plan(plan, executor, progress=progress, log=say)

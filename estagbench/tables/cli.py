@@ -54,7 +54,7 @@ def _cmd_tables(args: argparse.Namespace) -> int:
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
-    from ..runner import make_executor
+    from .._executor_args import executor_from_args, shard_from_args
     from . import get_table_spec, parse_table_selector
     from ._reproduce import command_line, reproduce_table, write_table
 
@@ -65,6 +65,8 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     out_tables = args.tables_out or (Path(args.out) / "tables")
     formats = ["csv", "markdown", "latex"] if args.format == "all" else [args.format]
     status = 0
+    executor = executor_from_args(args)
+    shard = shard_from_args(args)
     for n in parse_table_selector(args.table):
         table = reproduce_table(
             get_table_spec(n),
@@ -88,8 +90,9 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
             },
             compare_paper=args.compare_paper,
             command=command_line(args._parser, args, "reproduce"),
-            progress=not args.no_progress and args.jobs == 1,
-            executor=make_executor(args.jobs, args.threads),
+            progress=not args.no_progress and executor.name == "local",
+            executor=executor,
+            shard=shard,
         )
         for p in write_table(table, out_tables, formats, standalone=True):
             print(p)
@@ -109,6 +112,7 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 
 def add_table_parsers(subparsers: Any) -> None:
     """Add ``tables``, ``reproduce`` and ``plot`` to the ``estagbench`` sub-command parser."""
+    from .._executor_args import add_executor_args
     from ..cli import DEFAULT_OUT, _floats, _hparams, _ints, _names
 
     p = subparsers.add_parser("tables", help="the paper's Tables 1-9 from stored results (csv, markdown, latex)")
@@ -188,6 +192,7 @@ def add_table_parsers(subparsers: Any) -> None:
     p.add_argument("--jobs", type=positive_int, default=1, help="cells run at once in worker processes, as `estagbench run`")
     p.add_argument("--compare-paper", action="store_true")
     p.add_argument("--no-progress", action="store_true")
+    add_executor_args(p)
     p.set_defaults(func=_cmd_reproduce, _parser=p)
 
     from ..plots import add_plot_arguments

@@ -51,6 +51,7 @@ RESULT_COLUMNS = [
     "split_hash",
     "config_hash",
     "git_commit",
+    "implementation",
 ]
 
 
@@ -192,6 +193,7 @@ def _flatten(rec: dict[str, Any]) -> dict[str, Any]:
         "split_hash": rec.get("split_hash"),
         "config_hash": rec.get("config_hash"),
         "git_commit": rec.get("provenance", {}).get("git_commit"),
+        "implementation": rec.get("implementation"),
     }
 
 

@@ -109,12 +109,21 @@ def test_reproduce_table_1_with_ray_end_to_end(ray_cluster, tmp_path, shared_dat
 
 
 def _descendants(pid):
-    import psutil
-
-    try:
-        return [p.pid for p in psutil.Process(pid).children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return []
+    """Every process below ``pid`` (from /proc: parent links)."""
+    children: dict[int, list[int]] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(d.name))
+    out, todo = [], [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            out.append(c)
+            todo.append(c)
+    return out
 
 
 def test_ctrl_c_of_a_ray_driver_leaves_no_process(toy, tmp_path):

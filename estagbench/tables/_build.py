@@ -47,6 +47,8 @@ class Cell:
     case: str = ""
     official: bool | None = None
     settings: str = ""
+    #: The implementation the records ran (``"fused"``/``"torch"`` for ESTAG; "" for models with one).
+    implementation: str = ""
 
     @property
     def empty(self) -> bool:
@@ -148,6 +150,10 @@ def rank_marks(table: Table) -> dict[tuple[str, str], str]:
     return out
 
 
+#: How a record's ``implementation`` is named in a table header.
+IMPLEMENTATION_NAMES = {"fused": "fused CPU kernel", "torch": "PyTorch code"}
+
+
 def _hkey(h: Any) -> str:
     return canonical_hparams(h if isinstance(h, dict) else {}, ESTAG_DEFAULT_HPARAMS)
 
@@ -198,6 +204,7 @@ def _cell(m: pd.DataFrame, metric: str) -> Cell:
         case=str(first["case"]),
         official=None if pd.isna(first["official_data"]) else bool(first["official_data"]),
         settings=_settings(first),
+        implementation=str(first.get("implementation") or "") if not pd.isna(first.get("implementation")) else "",
     )
     if metric == "train_seconds_per_epoch" and not bool(g["trains"].astype(bool).any()):
         return cell  # Pt-s/m/t: nothing is trained, the paper prints "-"
@@ -376,6 +383,12 @@ def describe(table: Table, extra: dict[str, str] | None = None) -> dict[str, str
         meta["official_data"] = "; ".join(parts) if parts else "yes"
     if settings:
         meta["settings"] = " | ".join(settings)
+    impls: dict[str, set[str]] = {}
+    for (rk, _ck), c in table.cells.items():
+        if c.n_seeds and c.implementation:
+            impls.setdefault(rk, set()).add(IMPLEMENTATION_NAMES.get(c.implementation, c.implementation))
+    if impls:  # which code made the numbers (and the timings) of rows with more than one implementation
+        meta["implementation"] = "; ".join(f"{rk}: {', '.join(sorted(v))}" for rk, v in impls.items())
     notes = []
     if len(epochs) > 1:
         notes.append(f"mixed training budgets in one table: epochs {epochs} (filter with --epochs)")

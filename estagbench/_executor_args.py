@@ -37,6 +37,8 @@ def add_executor_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--slurm-array-parallelism", type=positive_int, default=None, help="array tasks running at once")
     g.add_argument("--slurm-option", type=_option, action="append", default=None, metavar="KEY=VALUE",
                    help="any other sbatch option, e.g. --slurm-option account=proj (repeatable)")
+    g.add_argument("--slurm-cells-per-task", type=positive_int, default=1,
+                   help="cells run one after another in each array task (default 1; more for short cells)")
     g.add_argument("--slurm-no-wait", action="store_true",
                    help="exit after submitting; rerun the same command (or `estagbench status`) to collect")
 
@@ -64,5 +66,6 @@ def executor_from_args(args: argparse.Namespace) -> Any:
         gpus = args.slurm_gpus or (1 if getattr(args, "device", "cpu") == "cuda" else None)
         return make_executor(jobs, threads, "slurm", partition=args.slurm_partition, time=args.slurm_time, gpus=gpus,
                              array_parallelism=args.slurm_array_parallelism,
-                             options=dict(args.slurm_option or []), wait=not args.slurm_no_wait)
+                             options=dict(args.slurm_option or []), wait=not args.slurm_no_wait,
+                             cells_per_task=args.slurm_cells_per_task)
     return make_executor(jobs, threads, kind)

@@ -9,6 +9,8 @@ submitit's files (scripts, logs, pickled tasks) go to ``<out>/slurm/``.
   (any other sbatch option, repeatable, e.g. ``--slurm-option account=proj``).
 - Preemption or timeout: submitit requeues the task (``checkpoint`` below); the cell then
   starts again **from scratch** (training keeps no mid-run checkpoint), taking its own claim back.
+- ``--slurm-cells-per-task N``: N cells run one after another in each array task (default 1): short
+  cells then share one Python start-up and one case load.
 - ``--slurm-no-wait``: the driver exits after submitting; a later ``run`` (or ``status``)
   with the same ``--out`` sees the finished cells, skips them and resumes the others.
 """
@@ -68,15 +70,16 @@ def slurm_parameters(
 
 
 class SlurmCell:
-    """The callable each array task runs; submitit calls :meth:`checkpoint` on preemption/timeout."""
+    """What each array task runs: one or more cells in turn (``--slurm-cells-per-task``); submitit
+    calls :meth:`checkpoint` on preemption/timeout and requeues the task."""
 
-    def __call__(self, spec: RunSpec, out: str, kwargs: dict[str, Any]) -> Any:
-        return run_spec(spec, out, **kwargs)
+    def __call__(self, specs: list[RunSpec], out: str, kwargs: dict[str, Any]) -> list[Any]:
+        return [run_spec(spec, out, **kwargs) for spec in specs]  # a requeued task skips the cells it stored
 
-    def checkpoint(self, spec: RunSpec, out: str, kwargs: dict[str, Any]) -> Any:
+    def checkpoint(self, specs: list[RunSpec], out: str, kwargs: dict[str, Any]) -> Any:
         import submitit
 
-        return submitit.helpers.DelayedSubmission(SlurmCell(), spec, out, kwargs)  # requeue: the cell starts over
+        return submitit.helpers.DelayedSubmission(SlurmCell(), specs, out, kwargs)  # the cell in flight starts over
 
 
 class SlurmExecutor:
@@ -86,7 +89,10 @@ class SlurmExecutor:
 
     def __init__(self, threads: int = 1, partition: str | None = None, time: str | int | None = None,
                  gpus: int | None = None, array_parallelism: int | None = None, options: dict[str, Any] | None = None,
-                 wait: bool = True, cluster: str | None = "slurm") -> None:
+                 wait: bool = True, cluster: str | None = "slurm", cells_per_task: int = 1) -> None:
+        if cells_per_task < 1:
+            raise ValueError(f"--slurm-cells-per-task must be >= 1, got {cells_per_task}")
+        self.cells_per_task = cells_per_task
         self.threads = threads
         self.params = slurm_parameters(partition, time, gpus, array_parallelism, options, threads)
         self.wait = wait
@@ -111,23 +117,28 @@ class SlurmExecutor:
         out = Path(out).resolve()
         ex = self.executor(out / "slurm")
         kwargs = {"executor": self.name, "command": command, "progress": False, "threads": self.threads}
-        n = len(specs)
-        jobs = ex.map_array(SlurmCell(), list(specs), [str(out)] * n, [kwargs] * n)
-        say(f"submitted {n} cell(s) as job(s) {', '.join(sorted({str(j.job_id).split('_')[0] for j in jobs}))}; "
+        k = self.cells_per_task
+        chunks = [list(specs[i:i + k]) for i in range(0, len(specs), k)]
+        n = len(chunks)
+        jobs = ex.map_array(SlurmCell(), chunks, [str(out)] * n, [kwargs] * n)
+        say(f"submitted {len(specs)} cell(s) as {n} array task(s) of job {', '.join(sorted({str(j.job_id).split('_')[0] for j in jobs}))}; "
             f"submitit files in {out / 'slurm'}")
         if not self.wait:
             say(f"not waiting (--slurm-no-wait): `estagbench status --out {out}` shows the grid; "
                 "rerun the same command to collect and resume")
             return
         try:
-            for job, spec in zip(jobs, specs, strict=True):
+            for job, chunk in zip(jobs, chunks, strict=True):
                 try:
-                    res = job.result()
+                    results = job.result()
                 except Exception as exc:  # submitit's FailedJobError / UncompletedJobError: the task died
-                    yield Failed(spec.key(), spec.describe(), f"Slurm job {job.job_id}: {str(exc).strip().splitlines()[-1]}")
+                    why = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+                    for spec in chunk:
+                        yield Failed(spec.key(), spec.describe(), f"Slurm job {job.job_id}: {why}")
                     continue
-                if res is not None:
-                    yield res
+                for res in results:
+                    if res is not None:
+                        yield res
         except KeyboardInterrupt:
             for job in jobs:
                 job.cancel(check=False)

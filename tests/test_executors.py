@@ -228,3 +228,26 @@ def test_status_lists_done_running_failed_and_todo(tmp_path, toy, capsys):
     assert "4 cells: 1 done, 1 running, 1 failed, 1 to do" in text
     assert "remaining compute: about" in text
     assert main(["status", "--out", str(tmp_path / "nowhere")]) == 2
+
+
+def test_cells_of_the_kernel_and_of_the_pytorch_fallback_are_never_averaged(tmp_path, toy, monkeypatch, capsys):
+    """Where the fused kernel cannot be built, backend='auto' trains with the PyTorch code: another cell."""
+    from estagbench.models import _estag_fast
+    from estagbench.results import aggregate, load_results
+
+    out = tmp_path / "res"
+    assert main(_args(toy, out, "estag", "1", "1")) == 0
+
+    def no_kernel(*a, **k):
+        raise _estag_fast.KernelUnavailable("no C compiler (test)")
+
+    monkeypatch.setattr(_estag_fast, "load_kernel", no_kernel)
+    with pytest.warns(RuntimeWarning, match="fused CPU kernel is unavailable"):
+        assert main(_args(toy, out, "estag", "1", "1")) == 0
+    assert "skip estag" not in capsys.readouterr().err  # the kernel's record is not this cell's
+    recs = list(_records(out).values())
+    assert sorted(r["implementation"] for r in recs) == ["fused", "torch"]
+    assert len({r["config_hash"] for r in recs}) == 2
+    df = load_results(out)
+    assert sorted(df["implementation"]) == ["fused", "torch"]
+    assert len(aggregate(df)) == 2 and set(aggregate(df)["n_seeds"]) == {1}

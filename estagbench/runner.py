@@ -68,7 +68,9 @@ def planned_implementation(model: str, info: DatasetInfo, train: TrainConfig) ->
 
     Models whose module declares ``ESTAGBENCH_IMPLEMENTATIONS`` (ESTAG: the fused C kernel
     or the PyTorch code) are built once here and asked; every other model has one
-    implementation and gives ``(None, None)``.
+    implementation and gives ``(None, None)``.  The default is what ``backend="auto"`` runs
+    where a C compiler exists (the kernel where it covers the variant, else the PyTorch code),
+    so only a cell that runs something else (no compiler, ``--device cuda``) gets a new key.
     """
     entry = get_model_entry(model)
     impls = getattr(sys.modules.get(entry.module), "ESTAGBENCH_IMPLEMENTATIONS", None)
@@ -76,7 +78,9 @@ def planned_implementation(model: str, info: DatasetInfo, train: TrainConfig) ->
         return None, None
     built = create_model(model, info, hidden=train.hidden, **train.model_hparams)
     ask = getattr(built, "planned_implementation", None)
-    return (ask(device=train.device) if ask else None), impls[0]
+    if ask is None:  # a model of that module with one implementation (STAG)
+        return None, None
+    return ask(device=train.device), getattr(built, "default_implementation", impls[0])
 
 
 def model_source_sha256(name: str) -> str | None:

@@ -11,7 +11,7 @@ Layout under ``<out>/``::
     locks/run-<host>-<pid>.json   one per live driver (PID, host, start time, command)
 
 Concurrency: two drivers (or Slurm array tasks, or shards) on one folder share its cells:
-a worker creates the cell's claim file with ``O_EXCL`` before training and skips a cell
+a worker creates the cell's claim file (atomically, by a hard link) before training and skips a cell
 another live process holds, so every cell is trained and stored once.  A claim is stale
 when its process is dead (same host) or its heartbeat is older than
 :data:`STALE_SECONDS` (another host); a stale claim is taken over.
@@ -243,15 +243,17 @@ class ResultStore(_BaseStore):
         blob = json.dumps({"host": mine.host, "pid": mine.pid, "started": now, "executor": executor,
                            "token": mine.token, "job": mine.job}).encode()
         for _ in range(3):
+            # the claim appears whole or not at all: written beside it, then hard-linked into place
+            # (link fails if the name exists; atomic on local filesystems and NFS, unlike O_EXCL on old NFS)
+            tmp = path.with_name(f"{path.name}.{mine.token}.part")
+            tmp.write_bytes(blob)
             try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                os.link(tmp, path)
             except FileExistsError:
+                tmp.unlink(missing_ok=True)
                 held = self.read_claim(key)
-                if held is None:  # being written right now, or unreadable: look again
-                    time.sleep(0.05)
-                    held = self.read_claim(key)
-                    if held is None:
-                        continue
+                if held is None:  # removed (released) just now: try again
+                    continue
                 if held.host == mine.host and held.pid == mine.pid and held.job == mine.job:
                     return held  # this process holds it already (a retried call)
                 if not held.stale():
@@ -271,8 +273,7 @@ class ResultStore(_BaseStore):
                               f"(dead or silent since {time.strftime('%H:%M:%S', time.localtime(held.heartbeat))})",
                               RuntimeWarning, stacklevel=2)
                 continue
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(blob)
+            tmp.unlink(missing_ok=True)
             return mine
         return None
 

@@ -251,3 +251,22 @@ def test_cells_of_the_kernel_and_of_the_pytorch_fallback_are_never_averaged(tmp_
     df = load_results(out)
     assert sorted(df["implementation"]) == ["fused", "torch"]
     assert len(aggregate(df)) == 2 and set(aggregate(df)["n_seeds"]) == {1}
+
+
+def test_implementation_keys_keep_todays_ids_where_auto_picks_the_default():
+    """Multi-channel ESTAG and the softmax-pooling variant always ran the PyTorch code: their ids do not change."""
+    import torch
+
+    from estagbench.runner import planned_implementation
+    from estagbench.testing import random_info
+
+    train = TrainConfig(epochs=1)
+    one, multi = random_info(num_nodes=4, num_channels=1), random_info(num_nodes=4, num_channels=4)
+    assert planned_implementation("estag", one, train) == ("fused", "fused")
+    assert planned_implementation("estag", multi, train) == ("torch", "torch")
+    assert planned_implementation("estag-no-pool", one, train) == ("torch", "torch")
+    assert planned_implementation("estag", one, TrainConfig(model_hparams={"backend": "torch"})) == ("torch", "torch")
+    assert planned_implementation("stag", one, train) == (None, None)
+    assert planned_implementation("pt-t", one, train) == (None, None)
+    if torch.cuda.is_available():
+        assert planned_implementation("estag", one, TrainConfig(device="cuda")) == ("torch", "fused")

@@ -81,9 +81,9 @@ __all__ = ["EDFT", "ESM", "ETM", "ESTAG", "STAG", "dft_matrix"]
 # Files besides this one whose content defines ESTAG's numbers (hashed with it: a stored
 # result computed by other kernel code is stale).
 ESTAGBENCH_EXTRA_SOURCES = ("_estag_fast.py", "_estag_kernel.c")
-#: The implementations a model of this module can train with, the default first: a run
-#: driver asks a built model for ``planned_implementation()`` and keeps cells of different
-#: implementations apart (results of the kernel and of the PyTorch code are never averaged).
+#: The implementations a model of this module can train with: a run driver asks a built model for
+#: ``planned_implementation()`` and ``default_implementation`` and keeps a cell whose implementation
+#: is not the default apart (results of the kernel and of the PyTorch code are never averaged).
 ESTAGBENCH_IMPLEMENTATIONS = ("fused", "torch")
 
 PAPER = "Wu et al., Equivariant Spatio-Temporal Attentive Graph Networks to Simulate Physical Dynamics, NeurIPS 2023"
@@ -536,6 +536,12 @@ class ESTAG(nn.Module):
         if self.backend == "fused":
             raise RuntimeError(f"backend='fused': {why}")
         return None
+
+    @property
+    def default_implementation(self) -> str:
+        """What ``backend="auto"`` runs where a C compiler exists: ``"fused"`` where the kernel covers
+        this configuration (and the backend allows it), else ``"torch"``."""
+        return "fused" if self.backend != "torch" and _estag_fast.fused_supported(self) is None else "torch"
 
     def planned_implementation(self, dtype: torch.dtype = torch.float32, device: str = "cpu") -> str:
         """The implementation training this model on ``device`` will use: ``"fused"`` where the

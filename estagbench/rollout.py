@@ -189,6 +189,7 @@ def rollout_case(
     from .runner import plan_run, run_plan
 
     plan = plan_run(",".join(models), dataset, cases, seeds, epochs, "paper", out, data_dir, **data_opts)
+    plan.checkpoints = "all"  # a rollout needs every cell's weights: a cell whose checkpoint was not kept reruns
     records = run_plan(plan, progress=progress)
     if plan.failed:  # a rollout table without some seeds would not say so: stop before writing any
         raise ValueError(f"rollout: {len(plan.failed)} cell(s) diverged in training, no rollout table written: "

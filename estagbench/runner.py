@@ -20,9 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from .checkpoints import checkpoint_note
+from .compat import incompatibility
 from .data import PreparedCase, get_dataset_spec, load_case, resolve_cases
+from .progress import GridProgress
 from .registry import get_model_entry, list_models
 from .results import ResultStore, cell_id, config_hash, provenance
+from .skips import store_skip
 from .train import OPTIMIZERS, TrainConfig, train_model
 
 __all__ = ["PRESETS", "Cell", "Executor", "SequentialExecutor", "ProcessExecutor", "make_executor", "RunPlan",
@@ -162,6 +166,9 @@ class RunPlan:
     skipped: list[tuple[str, str, str]] = field(default_factory=list)
     #: ``(cell, error)`` of every cell whose training diverged (NaN/inf) in :func:`run_plan`.
     failed: list[tuple[str, str]] = field(default_factory=list)
+    #: Which ``best.pt`` files are kept (:data:`estagbench.checkpoints.POLICIES`); ``all`` also
+    #: reruns a stored cell whose checkpoint was not kept (``rollout`` needs the weights).
+    checkpoints: str = "auto"
 
 
 def plan_run(
@@ -178,6 +185,7 @@ def plan_run(
     batch_size: int | None = None,
     model_hparams: dict[str, Any] | None = None,
     optimizer: str = "adam-fused",
+    checkpoints: str = "auto",
     **data_opts: Any,
 ) -> RunPlan:
     if preset not in PRESETS:
@@ -197,7 +205,8 @@ def plan_run(
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
     plan = RunPlan(dataset, case_list, [], list(seeds or p["seeds"]), cfg,
-                   {k: v for k, v in data_opts.items() if v is not None}, data_dir, ResultStore(out))
+                   {k: v for k, v in data_opts.items() if v is not None}, data_dir, ResultStore(out),
+                   checkpoints=checkpoints)
     for n in names:
         entry = get_model_entry(n)
         if not entry.runs_on(spec.family):
@@ -230,6 +239,11 @@ def _stored_record(
             "differ (SHA-256) from the ones the stored result was computed on")
         return None
     stored = rec.get("model_source_sha256")
+    if (plan.checkpoints == "all" and (rec.get("num_params") or 0) > 0 and get_model_entry(cell.model).trains
+            and not (plan.store.root / "runs" / cell.id / "best.pt").exists()):
+        say(f"rerun {cell.model} {plan.dataset}/{cell.case} seed {cell.seed}: its checkpoint was not kept "
+            f"({rec.get('checkpoint') or 'no best.pt'}) and this command needs the weights")
+        return None
     if stored is None or stored == model_source_sha256(cell.model):
         say(f"skip {cell.model} {plan.dataset}/{cell.case} seed {cell.seed}: stored (test MSE {rec['metrics']['test_mse']:.6g})")
         return rec
@@ -247,6 +261,7 @@ def run_plan(plan: RunPlan, executor: Executor | None = None, progress: bool = T
     executor = executor or SequentialExecutor()
     records: list[dict[str, Any]] = []
     prov = provenance()
+    progress_line = GridProgress(len(plan.cases) * len(plan.models) * len(plan.seeds), say)
     for case in plan.cases:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -267,9 +282,11 @@ def run_plan(plan: RunPlan, executor: Executor | None = None, progress: bool = T
             f"windows saved to {split_file}")
         cells: list[Cell] = []
         for model in plan.models:
-            entry = get_model_entry(model)
-            if data.num_channels > 1 and not entry.multichannel:
-                plan.skipped.append((model, f"{plan.dataset}/{case}", "single-channel model on multi-channel data"))
+            why = incompatibility(model, prepared.info, plan.train.hidden, plan.train.model_hparams)
+            if why is not None:  # this model cannot run this case: reported and noted for `tables`, the grid goes on
+                plan.skipped.append((model, f"{plan.dataset}/{case}", why))
+                store_skip(plan.store.root, model, plan.dataset, case, data.params, why)
+                progress_line.drop(len(plan.seeds))
                 continue
             for seed in plan.seeds:
                 conf = _cell_config(plan, model, case, data.params)
@@ -283,7 +300,7 @@ def run_plan(plan: RunPlan, executor: Executor | None = None, progress: bool = T
             t0 = time.time()
             try:
                 out = train_model(cell.model, prepared, cell.seed, plan.train, run_dir=plan.store.run_dir(cell.id),
-                                  progress=progress)
+                                  progress=progress, checkpoints=plan.checkpoints)
             except FloatingPointError as exc:  # this cell diverged: report it, keep the others going
                 what = f"{cell.model} {plan.dataset}/{cell.case} seed {cell.seed}"
                 old = plan.store.path(cell.id)
@@ -298,6 +315,8 @@ def run_plan(plan: RunPlan, executor: Executor | None = None, progress: bool = T
                 "family": data.dataset, "config": plan.train.as_dict(), "config_hash": cell.chash,
                 "data_params": data.params, "split_hash": shash, "split_sizes": sizes, "split_file": str(split_file),
                 "metrics": out.metrics, "timings": out.timings, "num_params": out.num_params,
+                "checkpoint": out.checkpoint or (checkpoint_note(plan.checkpoints, out.num_params)
+                                                 if out.metrics.get("best_epoch") else None),
                 "hparams": getattr(out.model, "estagbench_hparams", {}),
                 "implementation": getattr(out.model, "implementation", None),
                 "data_files": [f.as_dict() for f in data.files], "official_data": official,
@@ -319,7 +338,14 @@ def run_plan(plan: RunPlan, executor: Executor | None = None, progress: bool = T
                 todo.append(cell)
             else:
                 records.append(rec)
-        for rec in executor.map(run_cell, todo):
+                progress_line.stored()
+
+        def run_counted(cell: Cell, run_cell: Callable[[Cell], dict[str, Any] | None] = run_cell) -> dict[str, Any] | None:
+            rec = run_cell(cell)
+            progress_line.trained()
+            return rec
+
+        for rec in executor.map(run_counted, todo):
             if rec is not None and "failed" in rec:
                 plan.failed.append((rec["failed"], rec["error"]))
             elif rec is not None:

@@ -1,0 +1,36 @@
+"""Whether a model can run a dataset case at all, asked before any of its cells trains.
+
+A model that cannot (single-channel model on multi-channel positions, a history T shorter
+than its temporal kernel needs, ...) refuses at construction with a ``ValueError``; the grid
+reports that (model, case) as skipped with the model's own reason and goes on with the rest.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .types import DatasetInfo
+
+__all__ = ["incompatibility"]
+
+
+def incompatibility(model: str, info: DatasetInfo, hidden: int, hparams: dict[str, Any] | None = None) -> str | None:
+    """The reason ``model`` cannot run the case described by ``info``, or ``None`` if it can.
+
+    The model is built once (on the CPU, then dropped).  A ``TypeError`` (a hyper-parameter the
+    builder does not take, or of the wrong type) is bad input, not incompatibility: it is
+    raised as a ``ValueError`` naming ``--model-hparams``.
+    """
+    from .registry import create_model, get_model_entry
+
+    entry = get_model_entry(model)
+    if info.num_channels > 1 and not entry.multichannel:
+        return "single-channel model on multi-channel data"
+    try:
+        create_model(model, info, hidden=hidden, **(hparams or {}))
+    except TypeError as exc:
+        given = ",".join(f"{k}={v}" for k, v in (hparams or {}).items())
+        raise ValueError(f"--model-hparams {given or '(none)'}: model {model} refuses it ({exc})") from None
+    except ValueError as exc:
+        return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return None

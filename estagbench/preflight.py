@@ -101,14 +101,17 @@ def _toy_info(history: int, channels: int) -> Any:
                        one_hop_mask=torch.ones(6, dtype=torch.bool))
 
 
-def _known_hparams(name: str) -> list[str]:
-    """The keyword names model ``name``'s builder declares, and its registered defaults."""
+def _hint(name: str) -> str:
+    """What model ``name``'s builder signature says it takes (all of it, unless it passes ``**kwargs`` on)."""
     from .registry import get_model_entry
 
     entry = get_model_entry(name)
-    params = inspect.signature(entry.builder).parameters.values()
-    named = [p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)][1:]  # [0] is info
-    return sorted(set(named) | set(entry.defaults) | {"hidden"})
+    params = list(inspect.signature(entry.builder).parameters.values())[1:]  # [0] is the DatasetInfo
+    named = sorted({p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+                   | set(entry.defaults) | {"hidden"})
+    if any(p.kind == p.VAR_KEYWORD for p in params):
+        return f"its builder takes {', '.join(named)} and passes others on; `estagbench models {name}` describes it"
+    return f"it takes {', '.join(named)}"
 
 
 def _build_error(name: str, info: Any, hparams: dict[str, Any]) -> BaseException | None:
@@ -139,10 +142,10 @@ def check_model_hparams(models: Sequence[str], hparams: dict[str, Any] | None, h
         exc = _build_error(name, info, {"hidden": 16, **hparams})
         if exc is None:
             continue
-        known = _known_hparams(name)
-        hint = f"it declares {', '.join(known)}" if known else "see its builder's docstring (`estagbench models`)"
-        raise PreflightError(f"--model-hparams {given}: model {name} refuses it ({type(exc).__name__}: "
-                             f"{str(exc).splitlines()[0] if str(exc) else exc!r}); {hint}")
+        why = (str(exc).splitlines() or [repr(exc)])[0].strip("\"")
+        hint = _hint(name)
+        raise PreflightError(f"--model-hparams {given}: model {name} refuses it ({type(exc).__name__}: {why})"
+                             + ("" if "valid" in why else f"; {hint}"))
 
 
 _FIXES = {

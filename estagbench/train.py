@@ -25,10 +25,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from .checkpoints import keep_checkpoint
 from .data.base import PreparedCase
 from .data.trajectory import atomic_write_bytes
 from .evaluate import Evaluator, iterate_batches, mse
-from .checkpoints import keep_checkpoint
 from .registry import create_model, get_model_entry
 
 __all__ = ["TrainConfig", "RunOutput", "OPTIMIZERS", "make_optimizer", "seed_everything", "train_model"]

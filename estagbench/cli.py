@@ -93,9 +93,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         seeds, note = preflight.dedupe(list(args.seeds), "--seeds")
         if note:
             print(f"note: {note}", file=sys.stderr)
-    preflight.check_out(args.out)
+    if args.cases:
+        args.cases, note = preflight.dedupe(list(args.cases), "--molecules/--cases")
+        if note:
+            print(f"note: {note}", file=sys.stderr)
     preflight.check_device(args.device)
     preflight.check_model_hparams(resolve_models(",".join(models)), args.model_hparams, args.history or 10)
+    preflight.check_out(args.out)  # last: it creates the folder
     if args.threads:
         import torch
 

@@ -152,14 +152,17 @@ _FIXES = {
     errno.ENOSPC: "free space there or choose another --out",
     errno.EDQUOT: "free space (disk quota) or choose another --out",
     errno.EROFS: "the file system is read-only: choose a writable --out",
-    errno.EACCES: "no permission: choose a writable --out or fix the folder's permissions",
-    errno.EPERM: "not permitted: choose a writable --out or fix the folder's permissions",
+    errno.EACCES: "fix that path's permissions, or choose another --out if it is in the results folder",
+    errno.EPERM: "fix that path's permissions, or choose another --out if it is in the results folder",
 }
+#: Errors that only a write meets: the file named was being written.
+_WRITE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
 
 
 def describe_os_error(exc: OSError) -> str:
-    """One line for a failed write: what, where, the fix, and that stored cells are kept."""
-    where = f" writing {exc.filename}" if exc.filename else ""
-    fix = _FIXES.get(exc.errno or -1, "check the folder and the disk")
+    """One line for a failed file operation: what, where, the fix, and that stored cells are kept."""
+    verb = "writing" if exc.errno in _WRITE_ERRORS else "at"
+    where = f" {verb} {exc.filename}" if exc.filename else ""
+    fix = _FIXES.get(exc.errno or -1, "check that path and the disk")
     return (f"{exc.strerror or exc}{where}; {fix}. Finished cells are stored and nothing partial is left: "
             "rerun the same command to resume")

@@ -147,6 +147,8 @@ CASES: dict[str, Case] = {
     "out is below a file": (lambda tr, st, tmp: _argv(tr, _a_file(tmp) / "sub"), _no_fault, 2,
                             "a-file is a file, not a folder", False),
     "disk full": (lambda tr, st, tmp: _argv(tr, st), _disk_full, 2, "No space left on device writing", True),
+    "disk full in --jobs workers": (lambda tr, st, tmp: _argv(tr, st, "zz-fault-tiny", "1,2,3", "--jobs", "2"),
+                                    _disk_full, 2, "No space left on device writing", True),
     "cuda on a CPU-only torch": (lambda tr, st, tmp: _argv(tr, st, "zz-fault-tiny", "1,2", "--device", "cuda"),
                                  _cpu_only_torch, 2, "--device cuda: this torch is a CPU-only build", True),
     "hparam of the wrong type": (lambda tr, st, tmp: _argv(tr, st, "zz-fault-tiny", "1,2", "--model-hparams", "layers=abc"),

@@ -81,6 +81,7 @@ def data_opts(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from . import preflight
+    from .checkpoints import checkpoint_policy
     from .runner import make_executor, plan_run, resolve_models, run_plan
     from .summary import run_summary
 
@@ -106,12 +107,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     plan = plan_run(",".join(models), args.dataset, args.cases, seeds, args.epochs,
                     args.preset, args.out, args.data_dir, args.device, args.lr, args.batch_size,
-                    model_hparams=args.model_hparams, optimizer=args.optimizer,
-                    checkpoints="none" if args.no_checkpoints else args.checkpoints, **data_opts(args))
+                    model_hparams=args.model_hparams, optimizer=args.optimizer, **data_opts(args))
     executor = make_executor(args.jobs, args.threads)
-    records = run_plan(plan, executor, progress=not args.no_progress and args.jobs == 1)
-    failed = 1 if plan.failed else 0  # exit status 1 when a cell diverged, after the others ran
-    print(run_summary(records, plan, Path(args.out)))  # only the cells asked for now: their seeds and configurations
+    with checkpoint_policy("none" if args.no_checkpoints else args.checkpoints):  # reaches every worker process
+        records = run_plan(plan, executor, progress=not args.no_progress and args.jobs == 1)
+        failed = 1 if plan.failed else 0  # exit status 1 when a cell diverged, after the others ran
+        print(run_summary(records, plan, Path(args.out)))  # only the cells asked for now: their seeds and configurations
     return failed
 
 

@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from .checkpoints import checkpoint_note
 from .compat import incompatibility
 from .data import PreparedCase, get_dataset_spec, load_case, resolve_cases
 from .progress import GridProgress
@@ -166,9 +165,6 @@ class RunPlan:
     skipped: list[tuple[str, str, str]] = field(default_factory=list)
     #: ``(cell, error)`` of every cell whose training diverged (NaN/inf) in :func:`run_plan`.
     failed: list[tuple[str, str]] = field(default_factory=list)
-    #: Which ``best.pt`` files are kept (:data:`estagbench.checkpoints.POLICIES`); ``all`` also
-    #: reruns a stored cell whose checkpoint was not kept (``rollout`` needs the weights).
-    checkpoints: str = "auto"
 
 
 def plan_run(
@@ -185,7 +181,6 @@ def plan_run(
     batch_size: int | None = None,
     model_hparams: dict[str, Any] | None = None,
     optimizer: str = "adam-fused",
-    checkpoints: str = "auto",
     **data_opts: Any,
 ) -> RunPlan:
     if preset not in PRESETS:
@@ -205,8 +200,7 @@ def plan_run(
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
     plan = RunPlan(dataset, case_list, [], list(seeds or p["seeds"]), cfg,
-                   {k: v for k, v in data_opts.items() if v is not None}, data_dir, ResultStore(out),
-                   checkpoints=checkpoints)
+                   {k: v for k, v in data_opts.items() if v is not None}, data_dir, ResultStore(out))
     for n in names:
         entry = get_model_entry(n)
         if not entry.runs_on(spec.family):
@@ -239,11 +233,6 @@ def _stored_record(
             "differ (SHA-256) from the ones the stored result was computed on")
         return None
     stored = rec.get("model_source_sha256")
-    if (plan.checkpoints == "all" and (rec.get("num_params") or 0) > 0 and get_model_entry(cell.model).trains
-            and not (plan.store.root / "runs" / cell.id / "best.pt").exists()):
-        say(f"rerun {cell.model} {plan.dataset}/{cell.case} seed {cell.seed}: its checkpoint was not kept "
-            f"({rec.get('checkpoint') or 'no best.pt'}) and this command needs the weights")
-        return None
     if stored is None or stored == model_source_sha256(cell.model):
         say(f"skip {cell.model} {plan.dataset}/{cell.case} seed {cell.seed}: stored (test MSE {rec['metrics']['test_mse']:.6g})")
         return rec
@@ -300,7 +289,7 @@ def run_plan(plan: RunPlan, executor: Executor | None = None, progress: bool = T
             t0 = time.time()
             try:
                 out = train_model(cell.model, prepared, cell.seed, plan.train, run_dir=plan.store.run_dir(cell.id),
-                                  progress=progress, checkpoints=plan.checkpoints)
+                                  progress=progress)
             except FloatingPointError as exc:  # this cell diverged: report it, keep the others going
                 what = f"{cell.model} {plan.dataset}/{cell.case} seed {cell.seed}"
                 old = plan.store.path(cell.id)
@@ -315,8 +304,7 @@ def run_plan(plan: RunPlan, executor: Executor | None = None, progress: bool = T
                 "family": data.dataset, "config": plan.train.as_dict(), "config_hash": cell.chash,
                 "data_params": data.params, "split_hash": shash, "split_sizes": sizes, "split_file": str(split_file),
                 "metrics": out.metrics, "timings": out.timings, "num_params": out.num_params,
-                "checkpoint": out.checkpoint or (checkpoint_note(plan.checkpoints, out.num_params)
-                                                 if out.metrics.get("best_epoch") else None),
+                "checkpoint": out.checkpoint,
                 "hparams": getattr(out.model, "estagbench_hparams", {}),
                 "implementation": getattr(out.model, "implementation", None),
                 "data_files": [f.as_dict() for f in data.files], "official_data": official,

@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .checkpoints import current_policy
+
 __all__ = ["SCALES", "TABLE_OF_FAMILY", "scale_of", "format_value", "run_summary"]
 
 #: Dataset family -> (factor from stored MSE to the printed number, label), as the paper's tables print.
@@ -86,7 +88,7 @@ def run_summary(records: Sequence[dict[str, Any]], plan: Any, out: Path) -> str:
     for what, error in plan.failed:
         lines.append(f"failed {what}: {error}")
     lines.append(f"Records: {out / 'results'}/ (one JSON file per model, case, seed and configuration)")
-    lines.append(f"Logs and checkpoints: {out / 'runs'}/<cell>/log.csv and best.pt (checkpoints kept: {plan.checkpoints})")
+    lines.append(f"Logs and checkpoints: {out / 'runs'}/<cell>/log.csv and best.pt (checkpoints kept: {current_policy()})")
     lines.append("Next:")
     lines.append(f"  estagbench results --out {out}")
     for family in families:

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .checkpoints import keep_checkpoint
+from .checkpoints import checkpoint_note, current_policy, keep_checkpoint
 from .data.base import PreparedCase
 from .data.trajectory import atomic_write_bytes
 from .evaluate import Evaluator, iterate_batches, mse
@@ -64,7 +64,7 @@ class RunOutput:
     curve: list[dict[str, float]]
     num_params: int
     model: nn.Module
-    #: Path of the kept ``best.pt``; ``None`` when none was written (nothing trained, or not kept).
+    #: Path of the kept ``best.pt``, or why none was kept; ``None`` when nothing was trained.
     checkpoint: str | None = None
 
 
@@ -120,7 +120,7 @@ def train_model(
     run_dir: Path | None = None,
     progress: bool = False,
     on_epoch: Callable[[dict[str, float]], None] | None = None,
-    checkpoints: str = "all",
+    checkpoints: str | None = None,
 ) -> RunOutput:
     """Train ``model_name`` on ``case`` with ``seed``; return metrics at the best-val epoch.
 
@@ -129,8 +129,9 @@ def train_model(
     ``log.csv`` is rewritten (atomically) after every evaluation, so a long run can be
     followed while it trains; ``best.pt`` is written once, at the end.
     Models with ``trains=False`` (Pt-s/m/t) are evaluated once (best_epoch 0).
-    ``checkpoints`` (:data:`estagbench.checkpoints.POLICIES`) decides whether ``best.pt`` is kept;
-    ``RunOutput.checkpoint`` is its path, or ``None`` when none was kept.
+    ``checkpoints`` (:data:`estagbench.checkpoints.POLICIES`; default ``$ESTAGBENCH_CHECKPOINTS`` or
+    ``auto``) decides whether ``best.pt`` is kept; ``RunOutput.checkpoint`` is its path, or why it was
+    not kept, or ``None`` when nothing was trained.
     A progress bar (``progress``) is drawn only when stderr is a terminal, never into a log file.
     """
     cfg = config or TrainConfig()
@@ -227,8 +228,9 @@ def train_model(
             ckpt = {"state_dict": best_state, "epoch": best["best_epoch"], "model": model_name,
                     "hparams": getattr(model, "estagbench_hparams", {})}
             checkpoint = str(atomic_write_bytes(run_dir / "best.pt", lambda fh: torch.save(ckpt, fh)))
-        else:  # not kept: an older run's weights must not pass for this run's
+        elif best_state is not None:  # not kept: an older run's weights must not pass for this run's
             (run_dir / "best.pt").unlink(missing_ok=True)
+            checkpoint = checkpoint_note(current_policy(checkpoints), num_params)
     if best_state is not None:
         model.load_state_dict(best_state)
     return RunOutput(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -191,8 +190,7 @@ def test_checkpoints_default_keeps_small_models_and_the_flag_keeps_none(tmp_path
     capsys.readouterr()
     assert main(["rollout", "--models", "zz-harden-drift", "--dataset", str(traj_file), "--epochs", "2", "--seeds", "1",
                  "--history", "4", "--stride", "2", "--steps", "2", "--out", str(tmp_path / "big")]) == 0
-    assert "its checkpoint was not kept" in capsys.readouterr().err
+    assert "no best.pt (not kept: " in capsys.readouterr().err
     assert len(list((tmp_path / "big" / "runs").glob("*/best.pt"))) == 1
     (after,) = [json.loads(p.read_text()) for p in (tmp_path / "big" / "results").glob("*.json")]
-    assert after["metrics"]["test_mse"] == before["metrics"]["test_mse"]
-    assert Path(after["checkpoint"]).name == "best.pt"
+    assert after == before  # the stored record is not touched; the weights match its numbers

@@ -271,7 +271,8 @@ def run_plan(plan: RunPlan, executor: Executor | None = None, progress: bool = T
             f"windows saved to {split_file}")
         cells: list[Cell] = []
         for model in plan.models:
-            why = incompatibility(model, prepared.info, plan.train.hidden, plan.train.model_hparams)
+            why = incompatibility(model, prepared.info, plan.train.hidden, plan.train.model_hparams,
+                                  prepared.splits["train"])
             if why is not None:  # this model cannot run this case: reported and noted for `tables`, the grid goes on
                 plan.skipped.append((model, f"{plan.dataset}/{case}", why))
                 store_skip(plan.store.root, model, plan.dataset, case, data.params, why)

@@ -98,6 +98,27 @@ def test_tables_print_a_skipped_cell_as_a_dash_with_the_reason(tmp_path):
     assert "<sup>" not in next(line for line in md.splitlines() if line.startswith("| EGNN-s |"))
 
 
+class _NeedsSixAtForward(_Drift):
+    def forward(self, batch):
+        if batch.x.shape[1] < 6:
+            raise ValueError(f"zz-harden-forward-6 needs 6 frames per window, got {batch.x.shape[1]}")
+        return super().forward(batch)
+
+
+@register_model("zz-harden-forward-6", multichannel=True)
+def _forward_six(info, hidden=16, **kw):
+    """Builds for any history but refuses short windows when it first sees a batch."""
+    return _NeedsSixAtForward(hidden)
+
+
+def test_a_model_refusing_its_first_batch_is_skipped_before_any_training(tmp_path, traj_file, capsys):
+    out = tmp_path / "res"
+    assert _run(out, traj_file, "zz-harden-drift,zz-harden-forward-6", "1,2") == 0
+    assert "skipped zz-harden-forward-6 on" in capsys.readouterr().out
+    assert len(list((out / "results").glob("zz-harden-drift__*.json"))) == 2
+    assert not list((out / "runs").glob("zz-harden-forward-6__*"))  # not a single epoch was started
+
+
 # --------------------------------------------------------------------------- item 6
 def test_repeated_models_and_seeds_run_once_with_a_note(tmp_path, traj_file, capsys):
     out = tmp_path / "res"

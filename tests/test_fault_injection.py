@@ -71,9 +71,9 @@ def _argv(traj: Path, out: Path, models: str = "zz-fault-tiny", seeds: str = "1,
 
 
 # --------------------------------------------------------------------------- the faults
-def _disk_full(monkeypatch: pytest.MonkeyPatch, store: Path) -> None:
-    """Every write of a file under ``store`` fails with ENOSPC after the file is created (as a full
-    disk does: the name exists, no byte fits), through ``open`` and ``os.fdopen`` alike."""
+def _disk_full(monkeypatch: pytest.MonkeyPatch, store: Path, code: int = errno.ENOSPC) -> None:
+    """Every write of a file under ``store`` fails with ENOSPC (or ``code``) after the file is created
+    (as a full disk does: the name exists, no byte fits), through ``open`` and ``os.fdopen`` alike."""
     real_open, real_fdopen = builtins.open, os.fdopen
 
     class Full:
@@ -81,7 +81,7 @@ def _disk_full(monkeypatch: pytest.MonkeyPatch, store: Path) -> None:
             self.fh, self.name = fh, name
 
         def write(self, data: Any) -> int:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            raise OSError(code, os.strerror(code))
 
         def __getattr__(self, key: str) -> Any:
             return getattr(self.fh, key)
@@ -105,6 +105,11 @@ def _disk_full(monkeypatch: pytest.MonkeyPatch, store: Path) -> None:
 
     monkeypatch.setattr(builtins, "open", full_open)
     monkeypatch.setattr(os, "fdopen", full_fdopen)
+
+
+def _read_only_mid_run(monkeypatch: pytest.MonkeyPatch, store: Path) -> None:
+    """The store's file system turns read-only while the run trains (EROFS on every write)."""
+    _disk_full(monkeypatch, store, errno.EROFS)
 
 
 def _cpu_only_torch(monkeypatch: pytest.MonkeyPatch, store: Path) -> None:
@@ -149,6 +154,8 @@ CASES: dict[str, Case] = {
     "disk full": (lambda tr, st, tmp: _argv(tr, st), _disk_full, 2, "No space left on device writing", True),
     "disk full in --jobs workers": (lambda tr, st, tmp: _argv(tr, st, "zz-fault-tiny", "1,2,3", "--jobs", "2"),
                                     _disk_full, 2, "No space left on device writing", True),
+    "file system turns read-only mid-run": (lambda tr, st, tmp: _argv(tr, st), _read_only_mid_run, 2,
+                                            "Read-only file system writing", True),
     "cuda on a CPU-only torch": (lambda tr, st, tmp: _argv(tr, st, "zz-fault-tiny", "1,2", "--device", "cuda"),
                                  _cpu_only_torch, 2, "--device cuda: this torch is a CPU-only build", True),
     "hparam of the wrong type": (lambda tr, st, tmp: _argv(tr, st, "zz-fault-tiny", "1,2", "--model-hparams", "layers=abc"),

@@ -81,30 +81,41 @@ def data_opts(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from . import preflight
     from ._executor_args import executor_from_args, shard_from_args
-    from .results import aggregate, load_results
-    from .runner import plan_run, run_plan
+    from .checkpoints import checkpoint_policy
+    from .runner import plan_run, resolve_models, run_plan
+    from .summary import run_summary
 
+    # bad input is refused here, in one line each, before any data is loaded or anything trained
+    models, note = preflight.dedupe(preflight.check_models_arg(args.models).split(","), "--models")
+    if note:
+        print(f"note: {note}", file=sys.stderr)
+    seeds = None
+    if args.seeds:
+        seeds, note = preflight.dedupe(list(args.seeds), "--seeds")
+        if note:
+            print(f"note: {note}", file=sys.stderr)
+    if args.cases:
+        args.cases, note = preflight.dedupe(list(args.cases), "--molecules/--cases")
+        if note:
+            print(f"note: {note}", file=sys.stderr)
+    preflight.check_device(args.device)
+    preflight.check_model_hparams(resolve_models(",".join(models)), args.model_hparams, args.history or 10)
+    preflight.check_out(args.out)  # last: it creates the folder
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
     executor = executor_from_args(args)
-    plan = plan_run(args.models, args.dataset, args.cases, list(args.seeds) if args.seeds else None, args.epochs,
+    plan = plan_run(",".join(models), args.dataset, args.cases, seeds, args.epochs,
                     args.preset, args.out, args.data_dir, args.device, args.lr, args.batch_size,
                     model_hparams=args.model_hparams, optimizer=args.optimizer, shard=shard_from_args(args),
                     **data_opts(args))
-    records = run_plan(plan, executor, progress=not args.no_progress and executor.name == "local")
-    failed = 1 if plan.failed else 0  # exit status 1 when a cell diverged, after the others ran
-    if not records:
-        print("no results (every model was skipped)" if not failed else "no results (every cell failed)")
-        return failed
-    df = load_results(args.out)
-    keys = {(r["model"], r["dataset"], r["case"], r["config_hash"]) for r in records}
-    df = df[[k in keys for k in zip(df.model, df.dataset, df.case, df.config_hash, strict=True)]]
-    agg = aggregate(df)
-    print(agg[["model", "dataset", "case", "mean", "std", "n_seeds"]].rename(columns={"mean": "test_mse_mean", "std": "test_mse_std"})
-          .to_string(index=False, float_format=lambda v: f"{v:.6g}"))
+    with checkpoint_policy("none" if args.no_checkpoints else args.checkpoints):  # reaches every worker process
+        records = run_plan(plan, executor, progress=not args.no_progress and executor.name == "local")
+        failed = 1 if plan.failed else 0  # exit status 1 when a cell diverged, after the others ran
+        print(run_summary(records, plan, Path(args.out)))  # only the cells asked for now: their seeds and configurations
     return failed
 
 
@@ -230,7 +241,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="cells run at once, each in its own process with --threads threads (default 1); "
                         "e.g. --jobs 2 --threads 1 on 2 cores. Same numbers as --jobs 1; no progress bars")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results directory (default ./estagbench-results)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bars (they are drawn only on a terminal anyway, never into a log file)")
+    p.add_argument("--checkpoints", choices=["auto", "all", "none"], default="auto",
+                   help="which best-validation checkpoints (runs/<cell>/best.pt) to keep: auto (default) keeps those "
+                        "of models up to 1 M parameters (what rollout and plot load; rollout retrains others), "
+                        "all, or none")
+    p.add_argument("--no-checkpoints", action="store_true", help="keep no checkpoint (same as --checkpoints none)")
     add_executor_args(p)
     p.set_defaults(func=cmd_run)
 
@@ -278,6 +295,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except (ValueError, FileNotFoundError) as exc:
         print(f"estagbench: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a write failed (disk full, read-only folder): one line, nothing partial left
+        from .preflight import describe_os_error
+
+        print(f"estagbench: error: {describe_os_error(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("estagbench: interrupted; finished cells are stored, rerun the same command to resume", file=sys.stderr)

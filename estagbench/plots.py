@@ -162,7 +162,9 @@ def load_trained(
         state = torch.load(ckpt, map_location="cpu", weights_only=True)
         model.load_state_dict(state["state_dict"])
     elif sum(p.numel() for p in model.parameters() if p.requires_grad) > 0:
-        raise FileNotFoundError(f"no checkpoint {ckpt} for the trained model {record['model']} seed {record['seed']}")
+        why = f" ({record['checkpoint']})" if isinstance(record.get("checkpoint"), str) and "not kept" in record["checkpoint"] else ""
+        raise FileNotFoundError(f"no checkpoint {ckpt} for the trained model {record['model']} seed {record['seed']}{why}; "
+                                "rerun that cell with `estagbench run ... --checkpoints all`")
     model.eval()
     return model, prepared
 

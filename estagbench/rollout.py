@@ -164,6 +164,25 @@ def rollout_mse(
     return total / count
 
 
+def _retrain_for_weights(rec: dict[str, Any], data: Any, run_dir: Path) -> None:
+    """Train a stored cell again to get the ``best.pt`` its run did not keep (same seed, same numbers).
+
+    The stored record is not touched; a retrained test MSE that differs from it (another machine,
+    changed code) is an error rather than a rollout of weights other than the stored result's.
+    """
+    from .train import TrainConfig, train_model
+
+    print(f"rollout: {rec['model']} seed {rec['seed']}: no best.pt ({rec['checkpoint']}); training it again to get "
+          "the weights (same seed, same numbers)", file=sys.stderr)
+    out = train_model(rec["model"], data.prepare(), int(rec["seed"]), TrainConfig(**rec["config"]), run_dir=run_dir,
+                      checkpoints="all")
+    if out.metrics["test_mse"] != rec["metrics"]["test_mse"]:
+        (run_dir / "best.pt").unlink(missing_ok=True)
+        raise ValueError(f"rollout: retraining {rec['model']} seed {rec['seed']} for its weights gave test MSE "
+                         f"{out.metrics['test_mse']!r}, the stored record has {rec['metrics']['test_mse']!r} (another "
+                         "machine or changed code); rerun `estagbench run ... --checkpoints all` for that cell")
+
+
 def rollout_case(
     models: list[str],
     dataset: str,
@@ -205,6 +224,8 @@ def rollout_case(
             run_dir = plan.store.run_dir(cell_id(rec["model"], rec["dataset"], case, rec["seed"], rec["config_hash"]))
             model = create_model(rec["model"], info, **rec.get("hparams", {}))
             ckpt = run_dir / "best.pt"
+            if not ckpt.exists() and any(p.requires_grad for p in model.parameters()) and rec.get("checkpoint"):
+                _retrain_for_weights(rec, data, run_dir)  # `run` did not keep them (--checkpoints)
             if ckpt.exists():
                 model.load_state_dict(torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"])
             elif any(p.requires_grad for p in model.parameters()):

@@ -19,11 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .compat import incompatibility
 from .data import get_dataset_spec, load_case, resolve_cases
 from .executors import Executor, LocalExecutor, make_executor
 from .executors.process import ProcessExecutor
 from .registry import create_model, get_model_entry, list_models
 from .results import cell_id
+from .progress import GridProgress
+from .skips import store_skip
 from .spec import RunSpec, in_shard
 from .store import Record, ResultStore
 from .train import OPTIMIZERS, TrainConfig
@@ -208,8 +211,9 @@ def plan_specs(plan: RunPlan, say: Callable[[str], None] | None = None) -> list[
     return [s for _, specs in _case_specs(plan, say or (lambda s: None)) for s in specs]
 
 
-def _case_specs(plan: RunPlan, say: Callable[[str], None]) -> Any:
-    """Per case: ``(data, specs)`` after loading, windowing and saving the case's windows."""
+def _case_specs(plan: RunPlan, say: Callable[[str], None], progress_line: GridProgress | None = None) -> Any:
+    """Per case: ``(data, specs)`` after loading, windowing and saving the case's windows.  A model that
+    cannot run the case is skipped with the reason (said, stored for ``tables``), and the grid goes on."""
     for case in plan.cases:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -226,9 +230,13 @@ def _case_specs(plan: RunPlan, say: Callable[[str], None]) -> Any:
             f"windows saved to {split_file}")
         specs: list[RunSpec] = []
         for model in plan.models:
-            entry = get_model_entry(model)
-            if data.num_channels > 1 and not entry.multichannel:
-                plan.skipped.append((model, f"{plan.dataset}/{case}", "single-channel model on multi-channel data"))
+            why = incompatibility(model, prepared.info, plan.train.hidden, plan.train.model_hparams,
+                                  prepared.splits["train"])
+            if why is not None:  # this model cannot run this case: reported and noted for `tables`, the grid goes on
+                plan.skipped.append((model, f"{plan.dataset}/{case}", why))
+                store_skip(plan.store.root, model, plan.dataset, case, data.params, why)
+                if progress_line is not None:
+                    progress_line.drop(len(plan.seeds))
                 continue
             impl, default = planned_implementation(model, prepared.info, plan.train)
             for seed in plan.seeds:
@@ -236,6 +244,8 @@ def _case_specs(plan: RunPlan, say: Callable[[str], None]) -> Any:
                                None if plan.data_dir is None else str(plan.data_dir), impl, default)
                 if in_shard(spec.key(), plan.shard):
                     specs.append(spec)
+                elif progress_line is not None:
+                    progress_line.drop(1)  # another shard's cell
         if specs:
             cache_case(specs[0], data, prepared)  # the workers of this process (and forked ones) reuse it
         yield data, specs
@@ -255,8 +265,9 @@ def run_plan(plan: RunPlan, executor: Executor | Any | None = None, progress: bo
         raise TypeError(f"{type(executor).__name__} has no execute(specs, out); see estagbench.executors")
     records: list[dict[str, Any]] = []
     command = " ".join(sys.argv)
+    progress_line = GridProgress(len(plan.cases) * len(plan.models) * len(plan.seeds), say)
     with plan.store.run_lock(say):
-        for data, specs in _case_specs(plan, say):
+        for data, specs in _case_specs(plan, say, progress_line):
             plan.store.put_grid(specs)
             todo = []
             data_sha256 = {Path(f.path).name: f.sha256 for f in data.files}
@@ -266,8 +277,10 @@ def run_plan(plan: RunPlan, executor: Executor | Any | None = None, progress: bo
                     todo.append(spec)
                 else:
                     records.append(rec)
+                    progress_line.stored()
             got: dict[str, dict[str, Any]] = {}
             for res in executor.execute(todo, plan.store.root, command=command, progress=progress, log=say):
+                progress_line.trained()
                 if isinstance(res, Failed):
                     plan.failed.append((res.what, res.error))
                     if res.key not in plan.store.failures():

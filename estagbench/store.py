@@ -88,6 +88,8 @@ class Record:
     split_sizes: dict[str, int] = field(default_factory=dict)
     split_file: str | None = None
     num_params: int | None = None
+    #: The best-validation checkpoint kept for this cell (None: not kept, see ``--checkpoints``).
+    checkpoint: str | None = None
     hparams: dict[str, Any] = field(default_factory=dict)
     implementation: str | None = None
     data_files: list[dict[str, Any]] = field(default_factory=list)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import csv
 import gc
-import os
+import io
 import random
 import sys
 import time
@@ -25,7 +25,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from .checkpoints import checkpoint_note, current_policy, keep_checkpoint
 from .data.base import PreparedCase
+from .data.trajectory import atomic_write_bytes
 from .evaluate import Evaluator, iterate_batches, mse
 from .registry import create_model, get_model_entry
 
@@ -62,6 +64,8 @@ class RunOutput:
     curve: list[dict[str, float]]
     num_params: int
     model: nn.Module
+    #: Path of the kept ``best.pt``, or why none was kept; ``None`` when nothing was trained.
+    checkpoint: str | None = None
 
 
 OPTIMIZERS = ("adam-fused", "adam")
@@ -97,15 +101,15 @@ def make_optimizer(params: Any, cfg: TrainConfig) -> torch.optim.Optimizer:
 
 
 def _write_curve(path: Path, curve: list[dict[str, float]]) -> None:
+    """``curve`` as CSV at ``path``, atomically: a failed write (disk full) leaves no partial file."""
     if not curve:
         return
-    keys = list(curve[0].keys())
-    tmp = path.with_suffix(".part")
-    with open(tmp, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=keys)
-        w.writeheader()
-        w.writerows(curve)
-    os.replace(tmp, path)
+    buf = io.StringIO(newline="")
+    w = csv.DictWriter(buf, fieldnames=list(curve[0].keys()))
+    w.writeheader()
+    w.writerows(curve)
+    blob = buf.getvalue().encode()
+    atomic_write_bytes(path, lambda fh: fh.write(blob))
 
 
 def train_model(
@@ -116,6 +120,7 @@ def train_model(
     run_dir: Path | None = None,
     progress: bool = False,
     on_epoch: Callable[[dict[str, float]], None] | None = None,
+    checkpoints: str | None = None,
 ) -> RunOutput:
     """Train ``model_name`` on ``case`` with ``seed``; return metrics at the best-val epoch.
 
@@ -124,6 +129,10 @@ def train_model(
     ``log.csv`` is rewritten (atomically) after every evaluation, so a long run can be
     followed while it trains; ``best.pt`` is written once, at the end.
     Models with ``trains=False`` (Pt-s/m/t) are evaluated once (best_epoch 0).
+    ``checkpoints`` (:data:`estagbench.checkpoints.POLICIES`; default ``$ESTAGBENCH_CHECKPOINTS`` or
+    ``auto``) decides whether ``best.pt`` is kept; ``RunOutput.checkpoint`` is its path, or why it was
+    not kept, or ``None`` when nothing was trained.
+    A progress bar (``progress``) is drawn only when stderr is a terminal, never into a log file.
     """
     cfg = config or TrainConfig()
     entry = get_model_entry(model_name)
@@ -162,10 +171,11 @@ def train_model(
     eval_ms: list[float] = []
     t_start = time.perf_counter()
     bar = None
-    if progress:
+    checkpoint: str | None = None
+    if progress and sys.stderr.isatty():  # a bar redraws with \r: on a terminal only, never into a log file
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=cfg.epochs, desc=f"{model_name} s{seed}", leave=False, dynamic_ncols=True)
+        bar = tqdm(total=cfg.epochs, desc=f"{model_name} s{seed}", leave=False, dynamic_ncols=True, file=sys.stderr)
     model.train()
     # What is alive now (modules, imported libraries, the data) lives for the whole run: frozen out
     # of the collector's view, it is not walked again by the frequent young-generation collections
@@ -214,11 +224,13 @@ def train_model(
     total = time.perf_counter() - t_start
     if run_dir:
         _write_curve(run_dir / "log.csv", curve)
-        if best_state is not None:
-            tmp = run_dir / "best.pt.part"
-            torch.save({"state_dict": best_state, "epoch": best["best_epoch"], "model": model_name,
-                        "hparams": getattr(model, "estagbench_hparams", {})}, tmp)
-            os.replace(tmp, run_dir / "best.pt")
+        if best_state is not None and keep_checkpoint(checkpoints, num_params):
+            ckpt = {"state_dict": best_state, "epoch": best["best_epoch"], "model": model_name,
+                    "hparams": getattr(model, "estagbench_hparams", {})}
+            checkpoint = str(atomic_write_bytes(run_dir / "best.pt", lambda fh: torch.save(ckpt, fh)))
+        elif best_state is not None:  # not kept: an older run's weights must not pass for this run's
+            (run_dir / "best.pt").unlink(missing_ok=True)
+            checkpoint = checkpoint_note(current_policy(checkpoints), num_params)
     if best_state is not None:
         model.load_state_dict(best_state)
     return RunOutput(
@@ -226,5 +238,5 @@ def train_model(
         timings={"train_seconds_per_epoch": train_seconds / cfg.epochs,
                  "ms_per_sample": float(np.mean(eval_ms)) if eval_ms else float("nan"),
                  "total_seconds": total},
-        curve=curve, num_params=num_params, model=model,
+        curve=curve, num_params=num_params, model=model, checkpoint=checkpoint,
     )

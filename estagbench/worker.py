@@ -171,7 +171,7 @@ def run_spec(
             metrics=out_.metrics, config=dict(spec.train), timings=out_.timings, model_source_sha256=source,
             family=data.dataset, data_params=data.params, split_hash=data.split_hash(), split_sizes=data.split_sizes(),
             split_file=str(store.put_split(spec.dataset, spec.case, data.split_hash(), data.windows_json())),
-            num_params=out_.num_params, hparams=getattr(out_.model, "estagbench_hparams", {}),
+            num_params=out_.num_params, checkpoint=out_.checkpoint, hparams=getattr(out_.model, "estagbench_hparams", {}),
             implementation=implementation, data_files=data_files, official_data=official_data(data),
             data_notes=list(data.notes), provenance=_provenance(), command=command if command is not None else " ".join(sys.argv),
             finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"), wall_seconds=time.time() - t0, execution=info,

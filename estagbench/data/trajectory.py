@@ -187,9 +187,11 @@ def atomic_write_bytes(path: str | os.PathLike[str], writer: Any) -> Path:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.filename is None:  # a failed write (disk full) names its file
+            exc.filename = str(path)
         raise
     return path
 

@@ -49,6 +49,10 @@ class Cell:
     settings: str = ""
     #: The implementation the records ran (``"fused"``/``"torch"`` for ESTAG; "" for models with one).
     implementation: str = ""
+    #: Trainable parameters of the model in this cell's configuration (``None``: not recorded).
+    num_params: int | None = None
+    #: Why ``run`` skipped this cell (the model cannot run the case); ``""`` when it did not.
+    skipped: str = ""
 
     @property
     def empty(self) -> bool:
@@ -206,6 +210,8 @@ def _cell(m: pd.DataFrame, metric: str) -> Cell:
         settings=_settings(first),
         implementation=str(first.get("implementation") or "") if not pd.isna(first.get("implementation")) else "",
     )
+    params = pd.to_numeric(g["num_params"], errors="coerce").dropna() if "num_params" in g else pd.Series([])
+    cell.num_params = int(params.max()) if len(params) else None
     if metric == "train_seconds_per_epoch" and not bool(g["trains"].astype(bool).any()):
         return cell  # Pt-s/m/t: nothing is trained, the paper prints "-"
     if vals.isna().all():
@@ -213,6 +219,20 @@ def _cell(m: pd.DataFrame, metric: str) -> Cell:
     cell.mean = float(vals.mean())
     cell.std = float(vals.std(ddof=1)) if len(vals.dropna()) > 1 else None
     return cell
+
+
+def _skip_reason(df: pd.DataFrame, model: str, dataset: str, col: Column) -> str:
+    """The reason ``run`` gave for skipping ``model`` on this column's case (``df.attrs["skipped"]``,
+    the notes :func:`estagbench.skips.load_skips` reads), or ``""``."""
+    for note in df.attrs.get("skipped") or ():
+        if note.get("model") != model or note.get("dataset") != dataset:
+            continue
+        if col.case is not None and note.get("case") != col.case:
+            continue
+        if int(note.get("history") or col.history) != col.history:
+            continue
+        return str(note.get("reason") or "skipped")
+    return ""
 
 
 def _settings(rec: pd.Series) -> str:
@@ -303,6 +323,8 @@ def build_table(
         for row in spec.rows:
             m = _candidates(df, row.model, datasets[col.key], col, epochs, seeds, hashes) if not df.empty else df
             cells[(row.key, col.key)] = _cell(m, col.metric)
+            if cells[(row.key, col.key)].empty:
+                cells[(row.key, col.key)].skipped = _skip_reason(df, row.model, datasets[col.key], col)
     if drop_empty:
         keep = [k for k in col_keys if any(not cells[(r.key, k)].empty for r in spec.rows)]
         if keep:

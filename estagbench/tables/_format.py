@@ -47,6 +47,8 @@ CSV_COLUMNS = [
     "paper",
     "rel_diff",
     "mark",
+    "num_params",
+    "skipped",
 ]
 
 
@@ -102,6 +104,8 @@ def to_csv(table: Table) -> str:
                     "paper": table.paper(r.key, ck),
                     "rel_diff": table.rel_diff(r.key, ck),
                     "mark": marks.get((r.key, ck), ""),
+                    "num_params": c.num_params,
+                    "skipped": c.skipped,
                 }
             )
     buf = io.StringIO()
@@ -150,6 +154,8 @@ def read_table_csv(source: str | Path) -> Table:
             n_configs=int(rec["n_configs"]),
             dataset=str(rec["dataset"]),
             case=str(rec["case"]),
+            num_params=None if _nan(rec.get("num_params")) else int(float(rec["num_params"])),
+            skipped=str(rec.get("skipped") or ""),
         )
     compare = meta.pop("compare_paper", "no") == "yes"
     return Table(spec, datasets, cells, meta=meta, compare_paper=compare, column_keys=col_keys)
@@ -157,6 +163,15 @@ def read_table_csv(source: str | Path) -> Table:
 
 def _nan(v: object) -> bool:
     return v is None or v == "" or (isinstance(v, float) and math.isnan(v))
+
+
+def _params_text(table: Table, row_key: str) -> str:
+    """The row's parameter count over the shown columns: one number, a range, or "–"."""
+    counts = sorted({c.num_params for (rk, ck), c in table.cells.items()
+                     if rk == row_key and ck in table.column_keys and c.num_params is not None})
+    if not counts:
+        return MISSING
+    return f"{counts[0]:,}" if len(counts) == 1 else f"{counts[0]:,}–{counts[-1]:,}"
 
 
 # --------------------------------------------------------------------------- Markdown
@@ -176,14 +191,21 @@ def to_markdown(table: Table) -> str:
     spec = table.spec
     marks = table.marks()
     out = [f"**Table {spec.number}.** {spec.caption}. {_budget_line(table)}", ""]
-    head = [spec.corner or " "] + [c.label for c in table.columns]
+    with_params = any(c.num_params is not None for c in table.cells.values())  # tables made before 2026-12: none
+    footnotes: list[str] = []  # reasons of skipped cells, numbered in order of appearance
+    head = [spec.corner or " "] + [c.label for c in table.columns] + (["#params"] if with_params else [])
     out.append("| " + " | ".join(head) + " |")
-    out.append("|:--|" + "--:|" * len(table.columns))
+    out.append("|:--|" + "--:|" * (len(table.columns) + with_params))
     for r in spec.rows:
         cells = [r.label]
         for c in table.columns:
             v = _value_text(table, r.key, c.key, " ± ")
-            if v is None:
+            skipped = table.cells.get((r.key, c.key), Cell()).skipped
+            if v is None and skipped:
+                if skipped not in footnotes:
+                    footnotes.append(skipped)
+                text = f"{MISSING}<sup>{footnotes.index(skipped) + 1}</sup>"
+            elif v is None:
                 text = MISSING
             else:
                 mark = marks.get((r.key, c.key))
@@ -194,12 +216,18 @@ def to_markdown(table: Table) -> str:
                     rel = _rel(table, r.key, c.key)
                     text += f" (paper {_num(p)}" + (f", {rel}" if rel else "") + ")"
             cells.append(text)
+        if with_params:
+            cells.append(_params_text(table, r.key))
         out.append("| " + " | ".join(cells) + " |")
     out.append("")
     legend = "Cells: mean ± std over seeds (one seed: no ±); **bold** best, <u>underlined</u> second; – not stored."
     if table.compare_paper:
         legend += " In parentheses: the paper's number and our relative difference."
+    if with_params:
+        legend += " #params: trainable parameters of the row's model (a range where they differ between columns)."
     out.append(legend)
+    for i, why in enumerate(footnotes, start=1):
+        out.append(f"<sup>{i}</sup> skipped by `estagbench run`, the model cannot run this case: {why}")
     out.append("")
     for k, v in table.meta.items():
         if k not in _HIDDEN_META:

@@ -78,6 +78,11 @@ def load_records(root: str | Path) -> pd.DataFrame:
     """Every stored record under ``root`` (``<root>/results/*.json``) as a table.
 
     Columns: :data:`RECORD_COLUMNS`.  An empty or missing store gives an empty table.
+    ``attrs["skipped"]`` lists the notes of cells ``run`` skipped (:mod:`estagbench.skips`).
     """
+    from ..skips import load_skips
+
     rows = [_row(r) for r in ResultStore(Path(root)).records()]
-    return pd.DataFrame(rows, columns=RECORD_COLUMNS)
+    df = pd.DataFrame(rows, columns=RECORD_COLUMNS)
+    df.attrs["skipped"] = load_skips(root)  # (model, case) pairs `run` skipped, for the tables' footnotes
+    return df

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from ._build import DECIMALS, Cell, Table
+from ._build import DECIMALS, Cell, Table, not_distinguishable
 from ._specs import get_table_spec
 
-__all__ = ["FORMATS", "EXTENSIONS", "to_csv", "to_markdown", "to_latex", "render", "read_table_csv", "latex_escape"]
+__all__ = ["DAGGER", "significance_legend", "FORMATS", "EXTENSIONS", "to_csv", "to_markdown", "to_latex", "render", "read_table_csv", "latex_escape"]
 
 EXTENSIONS = {"csv": "csv", "markdown": "md", "latex": "tex"}
 MISSING = "–"
@@ -47,7 +47,21 @@ CSV_COLUMNS = [
     "paper",
     "rel_diff",
     "mark",
+    "ci_low",
+    "ci_high",
+    "p_value",
 ]
+#: The mark of a cell not distinguishable from its column's best (Welch + Holm, 5 %).
+DAGGER = "†"
+
+
+def significance_legend(table: Table) -> str:
+    """What † means, naming the axis the table is ranked along (column, or row for the sweeps)."""
+    axis = table.spec.rank_axis
+    return (
+        f"† not distinguishable from the best of its {axis} at 5 % (Welch's t-test, Holm-corrected over the "
+        f"{axis}; cells with ≥ 2 seeds)."
+    )
 
 
 def _num(v: float | None) -> str:
@@ -71,6 +85,7 @@ def _rel(table: Table, rk: str, ck: str) -> str:
 def to_csv(table: Table) -> str:
     """The table as header comments plus one CSV line per cell (raw and printed values)."""
     marks = table.marks()
+    pvals = table.p_values()
     rows = []
     for ck in table.column_keys:
         col = table.spec.column(ck)
@@ -102,6 +117,9 @@ def to_csv(table: Table) -> str:
                     "paper": table.paper(r.key, ck),
                     "rel_diff": table.rel_diff(r.key, ck),
                     "mark": marks.get((r.key, ck), ""),
+                    "ci_low": None if (ci := table.interval(r.key, ck)) is None else ci.low,
+                    "ci_high": None if ci is None else ci.high,
+                    "p_value": pvals.get((r.key, ck)),
                 }
             )
     buf = io.StringIO()
@@ -175,6 +193,7 @@ def to_markdown(table: Table) -> str:
     """GitHub Markdown: title, the table (bold best, underlined second), then the header list."""
     spec = table.spec
     marks = table.marks()
+    tied = not_distinguishable(table)
     out = [f"**Table {spec.number}.** {spec.caption}. {_budget_line(table)}", ""]
     head = [spec.corner or " "] + [c.label for c in table.columns]
     out.append("| " + " | ".join(head) + " |")
@@ -188,6 +207,8 @@ def to_markdown(table: Table) -> str:
             else:
                 mark = marks.get((r.key, c.key))
                 text = f"**{v}**" if mark == "best" else f"<u>{v}</u>" if mark == "second" else v
+                if (r.key, c.key) in tied:
+                    text += DAGGER
             if table.compare_paper:
                 p = table.paper(r.key, c.key)
                 if p is not None:
@@ -197,6 +218,8 @@ def to_markdown(table: Table) -> str:
         out.append("| " + " | ".join(cells) + " |")
     out.append("")
     legend = "Cells: mean ± std over seeds (one seed: no ±); **bold** best, <u>underlined</u> second; – not stored."
+    if table.p_values():
+        legend += " " + significance_legend(table)
     if table.compare_paper:
         legend += " In parentheses: the paper's number and our relative difference."
     out.append(legend)
@@ -246,6 +269,10 @@ def _latex_caption(table: Table) -> str:
             f"{latex_escape(m['epochs'])} epochs, seeds {latex_escape(m.get('seeds', ''))}; mean $\\pm$ std over seeds."
         )
     bits.append("Bold: best; underlined: second; -- not stored.")
+    if table.p_values():
+        bits.append(
+            latex_escape(significance_legend(table)).replace("†", r"$^\dagger$").replace("≥", r"$\geq$")
+        )
     if table.compare_paper:
         bits.append("In parentheses: the paper's number and the relative difference.")
     return " ".join(bits)
@@ -259,6 +286,7 @@ def to_latex(table: Table, standalone: bool = False) -> str:
     """
     spec = table.spec
     marks = table.marks()
+    tied = not_distinguishable(table)
     lines = [f"% {k}: {v}" for k, v in {**table.meta, "compare_paper": "yes" if table.compare_paper else "no"}.items()]
     if standalone:
         lines += [
@@ -290,6 +318,8 @@ def to_latex(table: Table, standalone: bool = False) -> str:
             else:
                 mark = marks.get((r.key, c.key))
                 text = r"\textbf{" + v + "}" if mark == "best" else r"\underline{" + v + "}" if mark == "second" else v
+                if (r.key, c.key) in tied:
+                    text += r"$^\dagger$"
             if table.compare_paper:
                 p = table.paper(r.key, c.key)
                 if p is not None:

@@ -201,6 +201,7 @@ PLUGGABLE: list[tuple[str, str]] = [
     ("estagbench.tables.cli", "add_table_parsers"),
     ("estagbench.bench", "add_bench_parser"),
     ("estagbench.compare", "add_compare_parser"),
+    ("estagbench.site", "add_site_parser"),
 ]
 
 

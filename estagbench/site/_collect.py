@@ -246,12 +246,14 @@ def _datasets(df: pd.DataFrame, tables: list[dict[str, Any]]) -> list[dict[str, 
                 files = next((f for f in g["data_files"] if isinstance(f, list) and f), [])
                 stored.append({"case": case, "split_hash": chash, "split_sizes": sizes, "data_files": files,
                                "official_data": bool(g["official_data"].iloc[-1]) if len(g) else None})
-        in_tables = sorted({t["stem"] for t in tables for c in t["columns"] if c["dataset"] == spec.name})
+        in_tables = [{"id": t["id"], "stem": t["stem"]} for t in tables
+                     if any(c["dataset"] == spec.name for c in t["columns"])]
         out.append({
             "name": spec.name, "family": spec.family, "cases": list(spec.cases), "description": spec.description,
             "paper_table": spec.table, "offline": spec.offline, "lr": spec.lr, "display_scale": spec.scale,
             "card": doc, "known_sha256": sums, "protocol_defaults": defaults, "stored": stored,
-            "settings": sorted({t["meta"].get("settings", "") for t in tables if t["stem"] in in_tables} - {""}),
+            "settings": sorted({t["meta"].get("settings", "") for t in tables
+                                if any(t["id"] == u["id"] for u in in_tables)} - {""}),
             "tables": in_tables,
         })
     return out

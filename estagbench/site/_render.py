@@ -207,7 +207,8 @@ def dataset_page(d: dict[str, Any]) -> str:
         rows = []
         for s in d["stored"]:
             sizes = s["split_sizes"] or {}
-            rows.append((f"{s['case']} (split {s['split_hash']})", ", ".join(f"{k} {v}" for k, v in sizes.items()) or "–"))
+            order = sorted(sizes, key=lambda k: (["train", "val", "test"] + [k]).index(k))
+            rows.append((f"{s['case']} (split {s['split_hash']})", ", ".join(f"{k} {sizes[k]}" for k in order) or "–"))
             for f in s["data_files"] or []:
                 rows.append((f"  file {f.get('path') or f.get('name') or ''}", str(f.get("sha256", ""))))
         parts.append(_kv_table(rows))
@@ -215,7 +216,8 @@ def dataset_page(d: dict[str, Any]) -> str:
         parts.append('<p class="muted">not in the committed leaderboards (they store cells, not windows); build with '
                      "<code>--results DIR</code> to show each stored split's sizes and file checksums.</p>")
     if d["tables"]:
-        parts.append("<p>Used in: " + ", ".join(f'<a href="../index.html">{_e(t)}</a>' for t in d["tables"]) + "</p>")
+        parts.append("<p>Used in: " + ", ".join(f'<a href="../index.html#t-{_e(t["id"])}-h">{_e(t["stem"])}</a>'
+                                                 for t in d["tables"]) + "</p>")
     if d["card"]:
         parts.append(f'<h2>Data card</h2><pre class="card">{_e(d["card"])}</pre>')
     return _page(d["name"], "\n".join(parts), 1)

@@ -202,6 +202,7 @@ PLUGGABLE: list[tuple[str, str]] = [
     ("estagbench.bench", "add_bench_parser"),
     ("estagbench.compare", "add_compare_parser"),
     ("estagbench.site", "add_site_parser"),
+    ("estagbench.bundle", "add_bundle_parsers"),
 ]
 
 

@@ -90,6 +90,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     plan = plan_run(args.models, args.dataset, args.cases, list(args.seeds) if args.seeds else None, args.epochs,
                     args.preset, args.out, args.data_dir, args.device, args.lr, args.batch_size,
                     model_hparams=args.model_hparams, optimizer=args.optimizer, **data_opts(args))
+    plan.logger = args.logger
     executor = make_executor(args.jobs, args.threads)
     records = run_plan(plan, executor, progress=not args.no_progress and args.jobs == 1)
     failed = 1 if plan.failed else 0  # exit status 1 when a cell diverged, after the others ran
@@ -230,6 +231,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "e.g. --jobs 2 --threads 1 on 2 cores. Same numbers as --jobs 1; no progress bars")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results directory (default ./estagbench-results)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--logger", choices=["tensorboard", "wandb", "mlflow", "csv"], default=None,
+                   help="also log each cell's config, per-epoch losses, val/test MSE and seconds per epoch "
+                        "(optional extras: pip install '.[loggers]'; see estagbench/loggers.py for where logs go)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("models", help="list registered models")

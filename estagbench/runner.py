@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .data import PreparedCase, get_dataset_spec, load_case, resolve_cases
+from .loggers import open_logger
 from .registry import get_model_entry, list_models
 from .results import ResultStore, cell_id, config_hash, provenance
 from .train import OPTIMIZERS, TrainConfig, train_model
@@ -162,6 +163,8 @@ class RunPlan:
     skipped: list[tuple[str, str, str]] = field(default_factory=list)
     #: ``(cell, error)`` of every cell whose training diverged (NaN/inf) in :func:`run_plan`.
     failed: list[tuple[str, str]] = field(default_factory=list)
+    #: ``--logger``: tensorboard | wandb | mlflow | csv (:mod:`estagbench.loggers`), or None
+    logger: str | None = None
 
 
 def plan_run(
@@ -281,9 +284,11 @@ def run_plan(plan: RunPlan, executor: Executor | None = None, progress: bool = T
         ) -> dict[str, Any] | None:  # this case's values bound as defaults; trains and stores one cell
             source = model_source_sha256(cell.model)
             t0 = time.time()
+            lg = open_logger(plan.logger, plan.store.root, cell.id, {**cell.config, "seed": cell.seed})
             try:
                 out = train_model(cell.model, prepared, cell.seed, plan.train, run_dir=plan.store.run_dir(cell.id),
-                                  progress=progress)
+                                  progress=progress, on_epoch=lg.epoch)
+                lg.summary({**out.metrics, **out.timings, "num_params": out.num_params})
             except FloatingPointError as exc:  # this cell diverged: report it, keep the others going
                 what = f"{cell.model} {plan.dataset}/{cell.case} seed {cell.seed}"
                 old = plan.store.path(cell.id)
@@ -292,6 +297,8 @@ def run_plan(plan: RunPlan, executor: Executor | None = None, progress: bool = T
                     what += f" (its record from the earlier model source moved to {old.name}.stale)"
                 say(f"error: {what} failed, nothing stored for it: {exc}")
                 return {"failed": what, "error": str(exc)}
+            finally:
+                lg.close()
             rec = {
                 "model": cell.model, "dataset": plan.dataset, "case": cell.case, "seed": cell.seed,
                 "model_source_sha256": source,

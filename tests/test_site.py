@@ -292,3 +292,14 @@ def test_model_page_figure_loads_offline_without_console_errors(site, browser, t
     _open(browser, out / "index.html")
     shot = tmp_path / "site-index.png"
     assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
+
+
+def test_missing_browser_fails_when_required(monkeypatch, tmp_path):
+    """CI sets ESTAGBENCH_REQUIRE_BROWSER=1: no Chromium must be a failure there, not a skip."""
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.setenv("ESTAGBENCH_REQUIRE_BROWSER", "1")
+    with pytest.raises(pytest.fail.Exception, match="chromium"):
+        _driver(tmp_path)
+    monkeypatch.setenv("ESTAGBENCH_REQUIRE_BROWSER", "0")
+    with pytest.raises(pytest.skip.Exception, match="chromium"):
+        _driver(tmp_path)

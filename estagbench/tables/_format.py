@@ -123,7 +123,11 @@ def to_csv(table: Table) -> str:
                 }
             )
     buf = io.StringIO()
-    for k, v in {**table.meta, "compare_paper": "yes" if table.compare_paper else "no"}.items():
+    interval = "95% percentile bootstrap over seeds" if table.interval_method == "bootstrap" else "95% Student-t"
+    for k, v in {**table.meta, "compare_paper": "yes" if table.compare_paper else "no",
+                 "interval": f"{interval} of the mean (ci_low, ci_high); p_value: Welch's t-test against the best of "
+                             f"its {table.spec.rank_axis}, Holm-corrected over the {table.spec.rank_axis} (cells with "
+                             "≥ 2 seeds; † where ≥ 0.05)"}.items():
         buf.write(f"# {k}: {v}\n")
     pd.DataFrame(rows, columns=CSV_COLUMNS).to_csv(buf, index=False, lineterminator="\n")
     return buf.getvalue()
@@ -170,6 +174,7 @@ def read_table_csv(source: str | Path) -> Table:
             case=str(rec["case"]),
         )
     compare = meta.pop("compare_paper", "no") == "yes"
+    meta.pop("interval", None)  # written by to_csv from the table itself, like compare_paper
     return Table(spec, datasets, cells, meta=meta, compare_paper=compare, column_keys=col_keys)
 
 

@@ -142,6 +142,14 @@ def test_table_p_values_are_welch_holm_over_the_column(ethanol_table):
     assert tex.count(r"$^\dagger$") == 2  # the ST_EGNN cell and the caption
 
 
+def test_tables_command_marks_significance_in_markdown(ethanol_table, capsys):
+    store, _ = ethanol_table
+    assert main(["tables", "--table", "1", "--results", str(store.root), "--format", "markdown", "--drop-empty"]) == 0
+    out = capsys.readouterr().out
+    assert next(line for line in out.splitlines() if line.startswith("| ST_EGNN |")).endswith("† |")
+    assert "Holm-corrected over the column" in out
+
+
 def test_bootstrap_interval_needs_per_seed_numbers(ethanol_table, tmp_path):
     store, _ = ethanol_table
     t = build_table(get_table_spec(1), load_records(store.root), drop_empty=True, interval="bootstrap")

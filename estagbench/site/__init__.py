@@ -11,7 +11,17 @@ Typical use::
     build_site("site", leaderboards="leaderboards")
 """
 
-from ._build import build_site
+from typing import Any
+
 from .cli import add_site_parser
 
 __all__ = ["build_site", "add_site_parser"]
+
+
+def __getattr__(name: str) -> Any:
+    """``build_site`` is imported on first use: building the CLI parser must not load pandas and the registry."""
+    if name == "build_site":
+        from ._build import build_site
+
+        return build_site
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -303,3 +303,12 @@ def test_missing_browser_fails_when_required(monkeypatch, tmp_path):
     monkeypatch.setenv("ESTAGBENCH_REQUIRE_BROWSER", "0")
     with pytest.raises(pytest.skip.Exception, match="chromium"):
         _driver(tmp_path)
+
+
+def test_readme_shows_the_site_screenshot_its_command_makes():
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("## Leaderboard site", 1)[1].split("\n## ", 1)[0]
+    assert "estagbench site --out site/" in section and "--screenshot=\"$PWD/docs/figures/site-index.png\"" in section
+    assert "](docs/figures/site-index.png)" in section
+    png = REPO / "docs" / "figures" / "site-index.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size < 300_000

@@ -112,6 +112,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                     args.preset, args.out, args.data_dir, args.device, args.lr, args.batch_size,
                     model_hparams=args.model_hparams, optimizer=args.optimizer, shard=shard_from_args(args),
                     **data_opts(args))
+    plan.logger = args.logger
     with checkpoint_policy("none" if args.no_checkpoints else args.checkpoints):  # reaches every worker process
         records = run_plan(plan, executor, progress=not args.no_progress and executor.name == "local")
         failed = 1 if plan.failed else 0  # exit status 1 when a cell diverged, after the others ran
@@ -215,6 +216,9 @@ PLUGGABLE: list[tuple[str, str]] = [
     ("estagbench.tables.cli", "add_table_parsers"),
     ("estagbench.bench", "add_bench_parser"),
     ("estagbench.status", "add_status_parser"),
+    ("estagbench.compare", "add_compare_parser"),
+    ("estagbench.site", "add_site_parser"),
+    ("estagbench.bundle", "add_bundle_parsers"),
 ]
 
 
@@ -249,6 +253,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "all, or none")
     p.add_argument("--no-checkpoints", action="store_true", help="keep no checkpoint (same as --checkpoints none)")
     add_executor_args(p)
+    p.add_argument("--logger", choices=["tensorboard", "wandb", "mlflow", "csv"], default=None,
+                   help="also log each cell's config, per-epoch losses, val/test MSE and seconds per epoch "
+                        "(optional extras: pip install '.[loggers]'; see estagbench/loggers.py for where logs go)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("models", help="list registered models")

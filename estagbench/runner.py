@@ -31,7 +31,7 @@ from .spec import RunSpec, in_shard
 from .store import Record, ResultStore
 from .train import OPTIMIZERS, TrainConfig
 from .types import DatasetInfo
-from .worker import Failed, cache_case, stored_is_current
+from .worker import Failed, cache_case, logger_env, stored_is_current
 
 __all__ = ["PRESETS", "Cell", "Executor", "SequentialExecutor", "ProcessExecutor", "make_executor", "RunPlan",
            "plan_run", "run_plan", "resolve_models", "planned_implementation"]
@@ -137,6 +137,8 @@ class RunPlan:
     shard: tuple[int, int] | None = None
     #: ``(cell, who)`` of the cells another live process was training when this run ended.
     elsewhere: list[tuple[str, str]] = field(default_factory=list)
+    #: ``--logger``: tensorboard | wandb | mlflow | csv (:mod:`estagbench.loggers`), or None
+    logger: str | None = None
 
 
 def plan_run(
@@ -266,7 +268,7 @@ def run_plan(plan: RunPlan, executor: Executor | Any | None = None, progress: bo
     records: list[dict[str, Any]] = []
     command = " ".join(sys.argv)
     progress_line = GridProgress(len(plan.cases) * len(plan.models) * len(plan.seeds), say)
-    with plan.store.run_lock(say):
+    with plan.store.run_lock(say), logger_env(plan.logger):
         for data, specs in _case_specs(plan, say, progress_line):
             plan.store.put_grid(specs)
             todo = []

@@ -10,6 +10,7 @@ sequential run: the same ``train_model`` call on the same tensors.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -18,11 +19,13 @@ import sys
 import time
 import warnings
 from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .spec import RunSpec
 from .store import Record, ResultStore
+from .loggers import open_logger
 from .train import TrainConfig, train_model
 
 if TYPE_CHECKING:
@@ -70,6 +73,26 @@ def load_prepared(spec: RunSpec) -> tuple[CaseData, PreparedCase]:
                              "point --data-dir at the same data on every machine")
         _CASES[k] = (data, data.prepare())
     return _CASES[k]
+
+
+#: The environment variable naming the ``--logger`` of the running command, so that it reaches
+#: every worker process (forked, Ray or Slurm) as the checkpoint policy does.
+LOGGER_ENV = "ESTAGBENCH_LOGGER"
+
+
+@contextlib.contextmanager
+def logger_env(kind: str | None) -> Iterator[None]:
+    """Set :data:`LOGGER_ENV` to ``kind`` (``--logger``) for the duration of a run, then restore it."""
+    old = os.environ.get(LOGGER_ENV)
+    if kind:
+        os.environ[LOGGER_ENV] = kind
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(LOGGER_ENV, None)
+        else:
+            os.environ[LOGGER_ENV] = old
 
 
 def official_data(data: CaseData) -> bool | None:
@@ -148,9 +171,14 @@ def run_spec(
         info = execution_info(executor)
         cfg = TrainConfig(**spec.train)
         t0 = time.time()
+        lg = open_logger(os.environ.get(LOGGER_ENV) or None, store.root, key,
+                         {"model": spec.model, "dataset": spec.dataset, "case": spec.case, "data_params": data.params,
+                          "train": dict(spec.train), "seed": spec.seed})
         with store.heartbeat(claim):
             try:
-                out_ = train_model(spec.model, prepared, spec.seed, cfg, run_dir=store.run_dir(key), progress=progress)
+                out_ = train_model(spec.model, prepared, spec.seed, cfg, run_dir=store.run_dir(key), progress=progress,
+                                   on_epoch=lg.epoch)
+                lg.summary({**out_.metrics, **out_.timings, "num_params": out_.num_params})
             except FloatingPointError as exc:  # this cell diverged: report it, keep the others going
                 what = spec.describe()
                 old = store.path(key)
@@ -160,6 +188,8 @@ def run_spec(
                 store.put_failure(key, what, str(exc), info)
                 say(f"error: {what} failed, nothing stored for it: {exc}")
                 return Failed(key, what, str(exc))
+            finally:
+                lg.close()
         implementation = getattr(out_.model, "implementation", None)
         if spec.implementation is not None and implementation not in (None, spec.implementation):
             say(f"warning: {spec.describe()} was planned with the {spec.implementation} implementation but ran with "

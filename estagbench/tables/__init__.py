@@ -12,7 +12,16 @@ Typical use::
         print(render(table, "markdown"))
 """
 
-from ._build import Cell, Table, build_table, build_tables, rank_marks, stored_variants
+from ._build import (
+    Cell,
+    Table,
+    build_table,
+    build_tables,
+    not_distinguishable,
+    rank_marks,
+    significance,
+    stored_variants,
+)
 from ._format import EXTENSIONS, latex_escape, read_table_csv, render, to_csv, to_latex, to_markdown
 from ._latex import LatexTableInfo, check_latex
 from ._paper import paper_results, paper_value
@@ -37,7 +46,9 @@ __all__ = [
     "paper_results",
     "paper_value",
     "parse_table_selector",
+    "not_distinguishable",
     "rank_marks",
+    "significance",
     "read_table_csv",
     "render",
     "stored_variants",

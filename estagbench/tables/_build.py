@@ -22,8 +22,19 @@ import pandas as pd
 from ._paper import paper_value
 from ._records import canonical_hparams
 from ._specs import ESTAG_DEFAULT_HPARAMS, Column, TableSpec
+from ._stats import ALPHA, Interval, Summary, against_best, bootstrap_interval, t_interval
 
-__all__ = ["Cell", "Table", "build_table", "build_tables", "stored_variants", "rank_marks", "DECIMALS"]
+__all__ = [
+    "Cell",
+    "Table",
+    "build_table",
+    "build_tables",
+    "stored_variants",
+    "rank_marks",
+    "significance",
+    "not_distinguishable",
+    "DECIMALS",
+]
 
 #: Printed decimals, as in the paper's tables.
 DECIMALS = 3
@@ -53,6 +64,8 @@ class Cell:
     num_params: int | None = None
     #: Why ``run`` skipped this cell (the model cannot run the case); ``""`` when it did not.
     skipped: str = ""
+    #: the per-seed values (stored units) when built from records; ``()`` when read from a CSV
+    values: tuple[float, ...] = ()
 
     @property
     def empty(self) -> bool:
@@ -73,6 +86,8 @@ class Table:
     meta: dict[str, str] = field(default_factory=dict)
     compare_paper: bool = False
     column_keys: list[str] = field(default_factory=list)
+    #: how :meth:`interval` is computed: ``"t"`` (default) or ``"bootstrap"`` (needs per-seed values)
+    interval_method: str = "t"
 
     def __post_init__(self) -> None:
         if not self.column_keys:
@@ -126,6 +141,67 @@ class Table:
         """``"best"``/``"second"`` per cell (see :func:`rank_marks`)."""
         return rank_marks(self)
 
+    def interval(self, row_key: str, col_key: str) -> Interval | None:
+        """95 % interval of a cell's mean (stored units); ``None`` below 2 seeds.
+
+        ``interval_method == "bootstrap"`` resamples the per-seed values, which only a
+        table built from records has; a table read from a CSV raises ``ValueError``.
+        """
+        c = self.cells.get((row_key, col_key))
+        if c is None or c.empty or c.n_seeds < 2 or c.std is None:
+            return None
+        if self.interval_method == "bootstrap":
+            if len(c.values) != c.n_seeds:
+                raise ValueError(
+                    f"table {self.spec.number}, cell {row_key}/{col_key}: a bootstrap interval needs the per-seed "
+                    "numbers, which a leaderboard CSV does not hold; build from a results store (--results) or use "
+                    "--interval t"
+                )
+            return bootstrap_interval(c.values)
+        return t_interval(float(c.mean), c.std, c.n_seeds)  # type: ignore[arg-type]
+
+    def p_values(self) -> dict[tuple[str, str], float]:
+        """Holm-adjusted p-value of Welch's test against the best cell of its group (see :func:`significance`)."""
+        return significance(self)[1]
+
+
+def _rank_groups(table: Table) -> list[list[tuple[str, str]]]:
+    """Cells compared with each other: a column (or a row, for tables ranked along rows); ranked columns only."""
+    cols = [c for c in table.columns if c.ranked]
+    if table.spec.rank_axis == "row":
+        return [[(r.key, c.key) for c in cols] for r in table.spec.rows]
+    return [[(r.key, c.key) for r in table.spec.rows] for c in cols]
+
+
+def significance(table: Table) -> tuple[set[tuple[str, str]], dict[tuple[str, str], float]]:
+    """Best cell of each ranked group and the adjusted p-values of the others against it.
+
+    Welch's t-test from (mean, unbiased std, n), Holm-corrected over the group's
+    tests; cells with fewer than 2 seeds are not tested.  See :mod:`._stats`.
+    """
+    bests: set[tuple[str, str]] = set()
+    out: dict[tuple[str, str], float] = {}
+    for group in _rank_groups(table):
+        cells = {}
+        for k in group:
+            c = table.cells.get(k)
+            if c is not None and not c.empty and c.mean is not None:
+                cells[k] = Summary(float(c.mean), c.std, c.n_seeds)
+        best, ps = against_best(cells)
+        if best is not None and ps:
+            bests.add(best)  # type: ignore[arg-type]
+        out.update(ps)  # type: ignore[arg-type]
+    return bests, out
+
+
+def not_distinguishable(table: Table) -> set[tuple[str, str]]:
+    """Cells whose adjusted p-value against their group's best is ≥ :data:`ALPHA` (the † mark).
+
+    Cells already printed as best (a tie in the printed digits, marked bold) are left out.
+    """
+    marks = table.marks()
+    return {k for k, p in table.p_values().items() if p >= ALPHA and marks.get(k) != "best"}
+
 
 def rank_marks(table: Table) -> dict[tuple[str, str], str]:
     """Best (lowest) and second-best printed values along the spec's rank axis.
@@ -134,12 +210,7 @@ def rank_marks(table: Table) -> dict[tuple[str, str], str]:
     mark as in the paper (Table 1, benzene: two underlined 0.106).  A lone value gets
     no mark, "second" needs at least three values; unranked columns (TIME) get none.
     """
-    spec = table.spec
-    cols = [c for c in table.columns if c.ranked]
-    if spec.rank_axis == "row":
-        groups = [[(r.key, c.key) for c in cols] for r in spec.rows]
-    else:
-        groups = [[(r.key, c.key) for r in spec.rows] for c in cols]
+    groups = _rank_groups(table)
     out: dict[tuple[str, str], str] = {}
     for group in groups:
         vals = {k: round(v, DECIMALS) for k in group if (v := table.display(*k)) is not None}
@@ -217,6 +288,7 @@ def _cell(m: pd.DataFrame, metric: str) -> Cell:
     if vals.isna().all():
         return cell
     cell.mean = float(vals.mean())
+    cell.values = tuple(float(v) for v in vals.dropna())
     cell.std = float(vals.std(ddof=1)) if len(vals.dropna()) > 1 else None
     return cell
 
@@ -285,6 +357,7 @@ def build_table(
     compare_paper: bool = False,
     meta: dict[str, str] | None = None,
     drop_empty: bool = False,
+    interval: str = "t",
 ) -> Table:
     """Build one table from a records frame (:func:`load_records`).
 
@@ -300,7 +373,11 @@ def build_table(
     compare_paper: print the paper's value and the relative difference in each cell.
     meta: extra header entries (command, provenance ...), appended after the built ones.
     drop_empty: omit columns without any stored value (unless all are empty).
+    interval: ``"t"`` (Student-t, default) or ``"bootstrap"`` (percentile bootstrap over seeds)
+        for the 95 % interval of each cell's mean.
     """
+    if interval not in ("t", "bootstrap"):
+        raise ValueError(f"unknown interval {interval!r}; choose 't' or 'bootstrap'")
     if variant is None:
         choice = _choose_variant(spec, [])
     elif isinstance(variant, dict):
@@ -330,7 +407,7 @@ def build_table(
         if keep:
             col_keys = keep
             cells = {k: v for k, v in cells.items() if k[1] in keep}
-    table = Table(spec, datasets, cells, compare_paper=compare_paper, column_keys=col_keys)
+    table = Table(spec, datasets, cells, compare_paper=compare_paper, column_keys=col_keys, interval_method=interval)
     table.meta = describe(table, extra=meta)
     return table
 

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from ._build import DECIMALS, Cell, Table
+from ._build import DECIMALS, Cell, Table, not_distinguishable
 from ._specs import get_table_spec
 
-__all__ = ["FORMATS", "EXTENSIONS", "to_csv", "to_markdown", "to_latex", "render", "read_table_csv", "latex_escape"]
+__all__ = ["DAGGER", "significance_legend", "FORMATS", "EXTENSIONS", "to_csv", "to_markdown", "to_latex", "render", "read_table_csv", "latex_escape"]
 
 EXTENSIONS = {"csv": "csv", "markdown": "md", "latex": "tex"}
 MISSING = "–"
@@ -49,7 +49,21 @@ CSV_COLUMNS = [
     "mark",
     "num_params",
     "skipped",
+    "ci_low",
+    "ci_high",
+    "p_value",
 ]
+#: The mark of a cell not distinguishable from its column's best (Welch + Holm, 5 %).
+DAGGER = "†"
+
+
+def significance_legend(table: Table) -> str:
+    """What † means, naming the axis the table is ranked along (column, or row for the sweeps)."""
+    axis = table.spec.rank_axis
+    return (
+        f"† not distinguishable from the best of its {axis} at 5 % (Welch's t-test, Holm-corrected over the "
+        f"{axis}; cells with ≥ 2 seeds)."
+    )
 
 
 def _num(v: float | None) -> str:
@@ -73,6 +87,7 @@ def _rel(table: Table, rk: str, ck: str) -> str:
 def to_csv(table: Table) -> str:
     """The table as header comments plus one CSV line per cell (raw and printed values)."""
     marks = table.marks()
+    pvals = table.p_values()
     rows = []
     for ck in table.column_keys:
         col = table.spec.column(ck)
@@ -106,10 +121,17 @@ def to_csv(table: Table) -> str:
                     "mark": marks.get((r.key, ck), ""),
                     "num_params": c.num_params,
                     "skipped": c.skipped,
+                    "ci_low": None if (ci := table.interval(r.key, ck)) is None else ci.low,
+                    "ci_high": None if ci is None else ci.high,
+                    "p_value": pvals.get((r.key, ck)),
                 }
             )
     buf = io.StringIO()
-    for k, v in {**table.meta, "compare_paper": "yes" if table.compare_paper else "no"}.items():
+    interval = "95% percentile bootstrap over seeds" if table.interval_method == "bootstrap" else "95% Student-t"
+    for k, v in {**table.meta, "compare_paper": "yes" if table.compare_paper else "no",
+                 "interval": f"{interval} of the mean (ci_low, ci_high); p_value: Welch's t-test against the best of "
+                             f"its {table.spec.rank_axis}, Holm-corrected over the {table.spec.rank_axis} (cells with "
+                             "≥ 2 seeds; † where ≥ 0.05)"}.items():
         buf.write(f"# {k}: {v}\n")
     pd.DataFrame(rows, columns=CSV_COLUMNS).to_csv(buf, index=False, lineterminator="\n")
     return buf.getvalue()
@@ -158,6 +180,7 @@ def read_table_csv(source: str | Path) -> Table:
             skipped=str(rec.get("skipped") or ""),
         )
     compare = meta.pop("compare_paper", "no") == "yes"
+    meta.pop("interval", None)  # written by to_csv from the table itself, like compare_paper
     return Table(spec, datasets, cells, meta=meta, compare_paper=compare, column_keys=col_keys)
 
 
@@ -190,6 +213,7 @@ def to_markdown(table: Table) -> str:
     """GitHub Markdown: title, the table (bold best, underlined second), then the header list."""
     spec = table.spec
     marks = table.marks()
+    tied = not_distinguishable(table)
     out = [f"**Table {spec.number}.** {spec.caption}. {_budget_line(table)}", ""]
     with_params = any(c.num_params is not None for c in table.cells.values())  # tables made before 2026-12: none
     footnotes: list[str] = []  # reasons of skipped cells, numbered in order of appearance
@@ -210,6 +234,8 @@ def to_markdown(table: Table) -> str:
             else:
                 mark = marks.get((r.key, c.key))
                 text = f"**{v}**" if mark == "best" else f"<u>{v}</u>" if mark == "second" else v
+                if (r.key, c.key) in tied:
+                    text += DAGGER
             if table.compare_paper:
                 p = table.paper(r.key, c.key)
                 if p is not None:
@@ -221,6 +247,8 @@ def to_markdown(table: Table) -> str:
         out.append("| " + " | ".join(cells) + " |")
     out.append("")
     legend = "Cells: mean ± std over seeds (one seed: no ±); **bold** best, <u>underlined</u> second; – not stored."
+    if table.p_values():
+        legend += " " + significance_legend(table)
     if table.compare_paper:
         legend += " In parentheses: the paper's number and our relative difference."
     if with_params:
@@ -274,6 +302,10 @@ def _latex_caption(table: Table) -> str:
             f"{latex_escape(m['epochs'])} epochs, seeds {latex_escape(m.get('seeds', ''))}; mean $\\pm$ std over seeds."
         )
     bits.append("Bold: best; underlined: second; -- not stored.")
+    if table.p_values():
+        bits.append(
+            latex_escape(significance_legend(table)).replace("†", r"$^\dagger$").replace("≥", r"$\geq$")
+        )
     if table.compare_paper:
         bits.append("In parentheses: the paper's number and the relative difference.")
     return " ".join(bits)
@@ -287,6 +319,7 @@ def to_latex(table: Table, standalone: bool = False) -> str:
     """
     spec = table.spec
     marks = table.marks()
+    tied = not_distinguishable(table)
     lines = [f"% {k}: {v}" for k, v in {**table.meta, "compare_paper": "yes" if table.compare_paper else "no"}.items()]
     if standalone:
         lines += [
@@ -318,6 +351,8 @@ def to_latex(table: Table, standalone: bool = False) -> str:
             else:
                 mark = marks.get((r.key, c.key))
                 text = r"\textbf{" + v + "}" if mark == "best" else r"\underline{" + v + "}" if mark == "second" else v
+                if (r.key, c.key) in tied:
+                    text += r"$^\dagger$"
             if table.compare_paper:
                 p = table.paper(r.key, c.key)
                 if p is not None:

@@ -37,6 +37,7 @@ def _cmd_tables(args: argparse.Namespace) -> int:
             compare_paper=args.compare_paper,
             meta=meta,
             drop_empty=args.drop_empty,
+            interval=args.interval,
         ):
             table.meta.update(provenance_of_cells(table, df))
             if args.out:
@@ -138,6 +139,13 @@ def add_table_parsers(subparsers: Any) -> None:
     )
     p.add_argument("--drop-empty", action="store_true", help="omit columns without any stored result")
     p.add_argument("--standalone", action="store_true", help="LaTeX: a complete compilable document")
+    p.add_argument(
+        "--interval",
+        choices=["t", "bootstrap"],
+        default="t",
+        help="95%% interval of each cell's mean in the CSV (ci_low, ci_high): Student-t (default) or a "
+        "percentile bootstrap over the seeds",
+    )
     p.set_defaults(func=_cmd_tables, _parser=p)
 
     p = subparsers.add_parser(

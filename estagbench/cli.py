@@ -102,6 +102,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     agg = aggregate(df)
     print(agg[["model", "dataset", "case", "mean", "std", "n_seeds"]].rename(columns={"mean": "test_mse_mean", "std": "test_mse_std"})
           .to_string(index=False, float_format=lambda v: f"{v:.6g}"))
+    units = {(r.get("units") or {}).get("mse_unit") for r in records} - {None}
+    if units:
+        print(f"test MSE in {', '.join(sorted(units))} (unscaled; mean over seeds ± unbiased std)")
     return failed
 
 

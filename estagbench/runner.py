@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .data import PreparedCase, get_dataset_spec, load_case, resolve_cases
+from .data.identity import dataset_identity
+from .data.splits import LEAKAGE_WARN_SHARE, describe_leakage
 from .registry import get_model_entry, list_models
 from .results import ResultStore, cell_id, config_hash, provenance
 from .train import OPTIMIZERS, TrainConfig, train_model
@@ -37,6 +39,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     "paper": {"epochs": 500, "seeds": [1, 2, 3]},
     "quick": {"epochs": 10, "seeds": [1]},
 }
+
+#: ``run`` warns when a cell gets fewer optimiser steps than this in total (the paper's MD17
+#: budget is 5 steps × 500 epochs = 2500).
+MIN_STEPS = 1000
 
 
 @dataclass(frozen=True)
@@ -162,6 +168,14 @@ class RunPlan:
     skipped: list[tuple[str, str, str]] = field(default_factory=list)
     #: ``(cell, error)`` of every cell whose training diverged (NaN/inf) in :func:`run_plan`.
     failed: list[tuple[str, str]] = field(default_factory=list)
+    #: the dataset as configurations and records name it (a file: its name; see :func:`dataset_identity`)
+    label: str = ""
+    #: the SHA-256 of a file dataset's content (part of every configuration), None for catalog names
+    data_sha256: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.label:
+            self.label, self.data_sha256 = dataset_identity(self.dataset)
 
 
 def plan_run(
@@ -210,8 +224,14 @@ def plan_run(
     return plan
 
 
-def _cell_config(plan: RunPlan, model: str, case: str, params: dict[str, Any]) -> dict[str, Any]:
-    return {"model": model, "dataset": plan.dataset, "case": case, "data_params": params, "train": plan.train.as_dict()}
+def _cell_config(plan: RunPlan, model: str, case: str, params: dict[str, Any], legacy: bool = False) -> dict[str, Any]:
+    """The configuration hashed into a cell's id: a file dataset is named by its label and content hash, so
+    the path's spelling does not matter; ``legacy`` gives the older path-as-typed form (still resumed)."""
+    if legacy or plan.data_sha256 is None:
+        return {"model": model, "dataset": plan.dataset, "case": case, "data_params": params,
+                "train": plan.train.as_dict()}
+    return {"model": model, "dataset": plan.label, "data_sha256": plan.data_sha256, "case": case,
+            "data_params": params, "train": plan.train.as_dict()}
 
 
 def _stored_record(
@@ -265,6 +285,24 @@ def run_plan(plan: RunPlan, executor: Executor | None = None, progress: bool = T
         say(f"{plan.dataset}/{case}: {data.num_nodes} nodes × {data.num_channels} channel(s), {data.edge_index.shape[1]} edges, "
             f"splits train/val/test = {sizes['train']}/{sizes['val']}/{sizes['test']} (T={data.history}, Δ={data.stride}); "
             f"windows saved to {split_file}")
+        leak = data.leakage()
+        units = data.units.as_dict() if data.units is not None else None
+        steps_epoch = data.steps_per_epoch(plan.train.batch_size)
+        steps = {"per_epoch": steps_epoch, "total": steps_epoch * plan.train.epochs, "batch_size": plan.train.batch_size}
+        say(f"{plan.dataset}/{case}: {describe_leakage(leak)}")
+        if leak["test_targets_in_train"] > LEAKAGE_WARN_SHARE:
+            say(f"warning: {plan.dataset}/{case}: {100 * leak['test_targets_in_train']:.0f}% of test targets lie inside "
+                f"training windows (above {100 * LEAKAGE_WARN_SHARE:.0f}%): the test MSE rewards memorising. Fix: split by "
+                "trajectory (protocol split 'trajectories', docs/trajectory-format.md) or chronologically (split "
+                "'chronological': the validation block is the margin between training and test windows)")
+        if units is not None:
+            say(f"{plan.dataset}/{case}: units: test MSE in {units['mse_unit']} ({units['mse']}); tables print "
+                f"{units['label']}")
+        say(f"{plan.dataset}/{case}: {steps_epoch} optimiser step(s) per epoch ({sizes['train']} training windows, "
+            f"batch {plan.train.batch_size}) × {plan.train.epochs} epochs = {steps['total']} steps")
+        if steps["total"] < MIN_STEPS:
+            say(f"warning: {plan.dataset}/{case}: only {steps['total']} optimiser steps in total (below {MIN_STEPS}); "
+                "models may be undertrained and rankings unreliable. Fix: raise --epochs or lower --batch-size")
         cells: list[Cell] = []
         for model in plan.models:
             entry = get_model_entry(model)
@@ -273,11 +311,12 @@ def run_plan(plan: RunPlan, executor: Executor | None = None, progress: bool = T
                 continue
             for seed in plan.seeds:
                 conf = _cell_config(plan, model, case, data.params)
-                cells.append(Cell(model, plan.dataset, case, seed, conf, config_hash(conf)))
+                cells.append(Cell(model, plan.label, case, seed, conf, config_hash(conf)))
 
         def run_cell(
             cell: Cell, data: Any = data, prepared: PreparedCase = prepared, sizes: dict[str, int] = sizes,
             shash: str = shash, split_file: Path = split_file, official: bool = official,
+            leak: dict[str, Any] = leak, units: dict[str, Any] | None = units, steps: dict[str, int] = steps,
         ) -> dict[str, Any] | None:  # this case's values bound as defaults; trains and stores one cell
             source = model_source_sha256(cell.model)
             t0 = time.time()
@@ -293,10 +332,11 @@ def run_plan(plan: RunPlan, executor: Executor | None = None, progress: bool = T
                 say(f"error: {what} failed, nothing stored for it: {exc}")
                 return {"failed": what, "error": str(exc)}
             rec = {
-                "model": cell.model, "dataset": plan.dataset, "case": cell.case, "seed": cell.seed,
+                "model": cell.model, "dataset": plan.label, "case": cell.case, "seed": cell.seed,
                 "model_source_sha256": source,
                 "family": data.dataset, "config": plan.train.as_dict(), "config_hash": cell.chash,
                 "data_params": data.params, "split_hash": shash, "split_sizes": sizes, "split_file": str(split_file),
+                "leakage": leak, "units": units, "optimiser_steps": steps, "data_sha256": plan.data_sha256,
                 "metrics": out.metrics, "timings": out.timings, "num_params": out.num_params,
                 "hparams": getattr(out.model, "estagbench_hparams", {}),
                 "implementation": getattr(out.model, "implementation", None),
@@ -315,6 +355,10 @@ def run_plan(plan: RunPlan, executor: Executor | None = None, progress: bool = T
         data_sha256 = {Path(f.path).name: f.sha256 for f in data.files}
         for cell in cells:  # stored cells are settled here, so only new work reaches the executor
             rec = _stored_record(plan, cell, say, data_sha256)
+            if rec is None and plan.data_sha256 is not None and not plan.store.has(cell.id):
+                old_conf = _cell_config(plan, cell.model, case, data.params, legacy=True)  # stored before content ids
+                old = Cell(cell.model, plan.dataset, case, cell.seed, old_conf, config_hash(old_conf))
+                rec = _stored_record(plan, old, say, data_sha256)
             if rec is None:
                 todo.append(cell)
             else:

@@ -203,6 +203,7 @@ PLUGGABLE: list[tuple[str, str]] = [
     ("estagbench.simulate.cli", "add_simulate_parser"),
     ("estagbench.tables.cli", "add_table_parsers"),
     ("estagbench.bench", "add_bench_parser"),
+    ("estagbench.convert", "add_convert_parser"),
 ]
 
 

@@ -175,7 +175,8 @@ def to_markdown(table: Table) -> str:
     """GitHub Markdown: title, the table (bold best, underlined second), then the header list."""
     spec = table.spec
     marks = table.marks()
-    out = [f"**Table {spec.number}.** {spec.caption}. {_budget_line(table)}", ""]
+    title = f"Table {spec.number}." if spec.number else f"{spec.title}."  # number 0: a dataset's own table
+    out = [f"**{title}** {spec.caption}. {_budget_line(table)}", ""]
     head = [spec.corner or " "] + [c.label for c in table.columns]
     out.append("| " + " | ".join(head) + " |")
     out.append("|:--|" + "--:|" * len(table.columns))

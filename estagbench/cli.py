@@ -129,6 +129,13 @@ def cmd_models(args: argparse.Namespace) -> int:
 def cmd_datasets(args: argparse.Namespace) -> int:
     from .data.catalog import DATASETS
 
+    if args.names:  # window counts per split, leakage, units and steps per epoch of the named datasets
+        from .data.overview import describe_dataset
+
+        for name in args.names:
+            print("\n".join(describe_dataset(name, args.data_dir, cases=args.cases, **data_opts(args))))
+        return 0
+
     for spec in DATASETS.values():
         cases = ",".join(spec.cases)
         print(f"{spec.name:20s} family={spec.family:8s} lr={spec.lr:g} {'offline ' if spec.offline else ''}"
@@ -237,7 +244,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("pattern", nargs="?", default="*", help="fnmatch pattern, e.g. 'st-*'")
     p.set_defaults(func=cmd_models)
 
-    p = sub.add_parser("datasets", help="list datasets")
+    p = sub.add_parser("datasets", help="list datasets; with names: their window counts per split, leakage and units")
+    p.add_argument("names", nargs="*", help="dataset names or PATH.npz: load them and show windows per split, leakage, "
+                                            "units and optimiser steps per epoch")
+    add_data_args(p, dataset_required=False)
     p.set_defaults(func=cmd_datasets)
 
     p = sub.add_parser("download", help="download a dataset into the cache")

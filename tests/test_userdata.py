@@ -220,3 +220,31 @@ def test_tables_for_a_dataset_outside_the_paper(tmp_path, capsys):
     assert main(["tables", "--dataset", str(p), "--results", str(tmp_path / "r")]) == 2
     assert "Run `estagbench run --dataset" in capsys.readouterr().err
     assert os.path.exists(tmp_path / "r" / "results")
+
+
+def test_readme_your_own_data_section_runs_as_written(tmp_path, shared_data):
+    """The README's "Your own data" commands, run in bash as written (``estagbench`` = this checkout's CLI);
+    every line of its output blocks must appear in what they print, except the ESTAG row's digits
+    (a trained model's last digits depend on the machine)."""
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("## Your own data", 1)[1].split("\n## ", 1)[0]
+    commands = re.findall(r"```bash\n(.+?)\n```", section, flags=re.S)
+    expected = re.findall(r"```text\n(.+?)\n```", section, flags=re.S)
+    assert len(commands) == 2 and len(expected) == 3
+    script = f'estagbench() {{ "{sys.executable}" -m estagbench.cli "$@"; }}\nset -e\n' + "\n".join(commands)
+    env = {**os.environ, "ESTAGBENCH_DATA": str(shared_data),
+           "PYTHONPATH": str(Path(__file__).resolve().parents[1]) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    out = subprocess.run(["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    printed = out.stdout + out.stderr
+    for block in expected:
+        for line in filter(None, block.splitlines()):
+            if line.startswith("| ESTAG | "):
+                assert "| ESTAG | " in printed
+            else:
+                assert line in printed, line

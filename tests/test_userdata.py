@@ -74,8 +74,9 @@ def test_windows_never_cross_a_trajectory_boundary(tmp_path, protocol):
     data = load_case(str(p))
     assert [t.shape[0] for t in data.trajectories] == lengths
     _assert_windows_inside_trajectories(data, read_trajectory(p).bounds)
-    for name, win in data.windows.items():  # a window's frames all come from one trajectory: no jump of 100
-        x, y = data.prepare().splits[name].x, data.prepare().splits[name].y
+    prepared = data.prepare()
+    for name in data.windows:  # a window's frames all come from one trajectory: no jump of 100 inside it
+        x, y = prepared.splits[name].x, prepared.splits[name].y
         assert float((x - y[:, None]).abs().max()) < 50, name
     if "train" in protocol:
         assert sorted(np.unique(data.windows["train"][:, 0])) == [0, 2]
@@ -148,6 +149,24 @@ def test_relative_and_absolute_paths_resume_the_same_cells(tmp_path, monkeypatch
     assert len(list((tmp_path / "res" / "results").glob("*.json"))) == 1
     rec = json.loads(next((tmp_path / "res" / "results").glob("*.json")).read_text())
     assert rec["dataset"] == "toy.npz" and rec["data_sha256"]
+    from estagbench.plots import find_records, load_trained  # figures find the run under either spelling
+
+    for spelling in ("toy.npz", str(p.resolve())):
+        (found,) = find_records(tmp_path / "res", "pt-t", spelling, epochs=1)
+        _, prepared = load_trained(tmp_path / "res", found)
+        assert prepared.data.split_hash() == rec["split_hash"]
+
+
+def test_sample_figure_draws_the_up_axis_upwards():
+    pytest.importorskip("matplotlib")
+    from estagbench.plots import plot_sample
+
+    truth = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    fig = plot_sample(truth, {"m": truth + 0.5}, up_axis="y")
+    ax = fig.axes[0]
+    xs, ys, zs = ax.collections[0]._offsets3d  # the "true" points
+    assert list(zs) == [2.0, 5.0] and list(xs) == [3.0, 6.0] and list(ys) == [1.0, 4.0]  # (z, x, y): y drawn up
+    assert "MSE = 0.25" in ax.get_title()
 
 
 def test_convert_npy_extxyz_and_md(tmp_path, capsys):

@@ -90,6 +90,8 @@ class CaseData:
     units: Units | None = None
     #: optional names of the trajectories (a multi-trajectory file's ``trajectory_names``)
     trajectory_names: list[str] | None = None
+    #: the vertical axis (``x``, ``y`` or ``z``), for figures
+    up_axis: str = "z"
 
     def __post_init__(self) -> None:
         shapes = {t.shape[1:] for t in self.trajectories}

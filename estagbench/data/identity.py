@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 from .base import sha256_file
 from .catalog import DATASETS
 
-__all__ = ["dataset_identity"]
+__all__ = ["dataset_identity", "record_source", "same_dataset"]
 
 
 def dataset_identity(name: str) -> tuple[str, str | None]:
@@ -31,3 +32,19 @@ def dataset_identity(name: str) -> tuple[str, str | None]:
         return label, sha256_file(paths[0])
     digest = hashlib.sha256("\n".join(sha256_file(p) for p in paths).encode()).hexdigest()
     return label, digest
+
+
+def record_source(record: dict[str, Any]) -> str:
+    """What to pass to ``load_case`` to load a stored record's data: its ``dataset`` for catalog names,
+    else the data files it lists (``TOPOLOGY::TRAJ…`` for MD files), as they were given to ``run``."""
+    name = str(record.get("dataset"))
+    files = [f.get("path") for f in record.get("data_files") or [] if f.get("path")]
+    if name in DATASETS or not record.get("data_sha256") or not files:
+        return name
+    return "::".join(files) if "::" in name else files[0]
+
+
+def same_dataset(stored: str, name: str) -> bool:
+    """Whether a record's ``dataset`` (a catalog name or a file label) is the dataset ``name`` given
+    on the command line (a catalog name or a path in any spelling)."""
+    return stored == name or stored == dataset_identity(name)[0]

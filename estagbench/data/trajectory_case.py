@@ -142,6 +142,7 @@ def case_from_trajectory(
         params=params,
         units=units,
         trajectory_names=traj.names,
+        up_axis=traj.up_axis,
     )
 
 

@@ -12,10 +12,13 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Units", "FAMILY_LENGTH_UNITS", "units_for_family", "scale_label"]
+__all__ = ["Units", "FAMILY_LENGTH_UNITS", "FAMILY_UP_AXIS", "units_for_family", "scale_label"]
 
 #: Length unit of each built-in family's coordinates.
 FAMILY_LENGTH_UNITS: dict[str, str] = {"md17": "Å", "adk": "Å", "peptide": "Å", "motion": "ASF unit"}
+
+#: The vertical axis of built-in families whose data has one other than z (ASF/AMC motion capture: y).
+FAMILY_UP_AXIS: dict[str, str] = {"motion": "y"}
 
 _SUP = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
 

@@ -18,8 +18,8 @@ __all__ = ["add_table_parsers"]
 
 def _cmd_tables(args: argparse.Namespace) -> int:
     from . import build_tables, get_table_spec, load_records, parse_table_selector, render
-    from ._latex import check_latex
     from ._dataset import dataset_table, is_paper_dataset
+    from ._latex import check_latex
     from ._reproduce import command_line, provenance_of_cells, write_table
 
     if not (Path(args.results) / "results").is_dir():

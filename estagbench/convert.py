@@ -227,7 +227,8 @@ def add_convert_parser(subparsers: Any) -> None:
     p.add_argument("--names", type=_names, default=None, help="comma list of trajectory names (default: file stems)")
     p.add_argument("--cutoff", type=float, default=None, help="graph: node pairs closer than this in frame 0")
     p.add_argument("--split", choices=["windows", "trajectories", "chronological"], default=None,
-                   help="split rule written into the file (default windows; trajectories when --train/--val/--test)")
+                   help="split rule written into the file (default: trajectories for 3+ sources, else windows; "
+                        "trajectories when --train/--val/--test are given)")
     p.add_argument("--train", type=_names, default=None, help="trajectories: comma list of training trajectory names")
     p.add_argument("--val", type=_names, default=None, help="trajectories: comma list of validation trajectory names")
     p.add_argument("--test", type=_names, default=None, help="trajectories: comma list of test trajectory names")

@@ -485,7 +485,7 @@ def run_plot_command(args: argparse.Namespace) -> list[Path]:
     records = load_records(args.results)  # read once: the default case, the default models and tsweep use it
     from .data.identity import same_dataset
 
-    stored = records[[same_dataset(str(d), args.dataset) for d in records["dataset"]]]
+    stored = records[records["dataset"].astype(str).map(lambda d: same_dataset(d, args.dataset)).astype(bool)]
     if kind in ("curves", "attention", "sample", "rollout") and case is None:
         cases = resolve_cases(args.dataset, None)
         case = next((c for c in cases if c in set(stored["case"])), cases[0])  # the first case with stored runs

@@ -169,7 +169,7 @@ def test_sample_figure_draws_the_up_axis_upwards():
     assert "MSE = 0.25" in ax.get_title()
 
 
-def test_convert_npy_extxyz_and_md(tmp_path, capsys):
+def test_convert_npy(tmp_path, capsys):
     rng = np.random.default_rng(4)
     folder = tmp_path / "arrays"
     folder.mkdir()
@@ -180,10 +180,26 @@ def test_convert_npy_extxyz_and_md(tmp_path, capsys):
     t = read_trajectory(tmp_path / "a.npz")
     assert t.names == ["run0", "run1", "run2"] and list(np.diff(t.bounds)) == [30, 31, 32]
     assert (t.length_unit, t.time_step, t.time_unit, t.protocol) == ("nm", 2.0, "ps", {"split": "chronological"})
+    assert "wrote" in capsys.readouterr().out
+    # without a protocol, three trajectories are split by trajectory
+    assert main(["convert", "--from", "npy", str(folder), "--out", str(tmp_path / "b.npz")]) == 0
+    data = load_case(str(tmp_path / "b.npz"), stride=1)
+    assert data.params["split"] == "trajectories" and data.leakage()["min_gap_frames"] is None
 
-    ase_io = pytest.importorskip("ase.io")
+
+def test_convert_md(tmp_path):
+    datafiles = pytest.importorskip("MDAnalysisTests.datafiles")
+    assert main(["convert", "--from", "md", datafiles.PSF, datafiles.DCD, "--select", "name CA",
+                 "--out", str(tmp_path / "p.npz"), "--cutoff", "6"]) == 0
+    t = read_trajectory(tmp_path / "p.npz")
+    assert t.num_nodes == 214 and t.num_frames == 98 and t.time_unit == "ps" and t.length_unit == "Å"
+
+
+def test_convert_extxyz(tmp_path):
+    ase_io = pytest.importorskip("ase.io", reason="ASE comes with the [simulate] extra")
     from ase import Atoms
 
+    rng = np.random.default_rng(6)
     for k in range(2):
         frames = [Atoms("CCO", positions=rng.normal(size=(3, 3))) for _ in range(25)]
         ase_io.write(tmp_path / f"md{k}.extxyz", frames)
@@ -191,13 +207,14 @@ def test_convert_npy_extxyz_and_md(tmp_path, capsys):
                  "--out", str(tmp_path / "x.npz"), "--cutoff", "5"]) == 0
     t = read_trajectory(tmp_path / "x.npz")
     assert t.atomic_numbers.tolist() == [6, 6, 8] and t.num_trajectories == 2 and t.length_unit == "Å"
+    np.testing.assert_allclose(t.trajectories()[1][3, :, 0], ase_io.read(tmp_path / "md1.extxyz", index=3).positions)
 
-    datafiles = pytest.importorskip("MDAnalysisTests.datafiles")
-    assert main(["convert", "--from", "md", datafiles.PSF, datafiles.DCD, "--select", "name CA",
-                 "--out", str(tmp_path / "p.npz"), "--cutoff", "6"]) == 0
-    t = read_trajectory(tmp_path / "p.npz")
-    assert t.num_nodes == 214 and t.num_frames == 98 and t.time_unit == "ps"
-    assert "wrote" in capsys.readouterr().out
+
+def test_convert_bad_input_is_one_clear_line(tmp_path, capsys):
+    assert main(["convert", "--from", "amc", str(tmp_path / "a.amc"), "--out", str(tmp_path / "o.npz")]) == 2
+    assert "needs --skeleton SUBJECT.asf" in capsys.readouterr().err
+    assert main(["convert", "--from", "npy", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o.npz")]) == 2
+    assert "not found" in capsys.readouterr().err and not (tmp_path / "o.npz").exists()
 
 
 @pytest.mark.parametrize("arrays, message", [

@@ -82,7 +82,8 @@ def case_from_trajectory(
         val = proto[key]
         if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or val < low:
             raise DataError(f"{where}: protocol {key} must be an integer >= {low}, got {val!r}")
-    rule = proto.get("split", "windows")
+    # a file of 3+ trajectories is split by trajectory unless its protocol says otherwise (random windows leak)
+    rule = proto.get("split", "trajectories" if traj.num_trajectories >= 3 else "windows")
     if rule not in SPLIT_RULES:
         raise DataError(f"{where}: protocol split must be one of {', '.join(SPLIT_RULES)}, got {rule!r}")
     if "split_fractions" not in given:
@@ -125,6 +126,7 @@ def case_from_trajectory(
                    ("cutoff" if traj.cutoff is not None else "complete")})
     if traj.num_trajectories > 1:  # version-1 files keep their params (and so their config hashes) unchanged
         params["trajectory_lengths"] = lengths
+        params["split"] = rule
     length = traj.length_unit or ("Å" if traj.atomic_numbers is not None else "unit")
     units = Units(length, traj.display_exponent or 0, traj.time_step, traj.time_unit)
     return CaseData(

@@ -129,10 +129,11 @@ def cmd_models(args: argparse.Namespace) -> int:
 def cmd_datasets(args: argparse.Namespace) -> int:
     from .data.catalog import DATASETS
 
-    if args.names:  # window counts per split, leakage, units and steps per epoch of the named datasets
+    names = [*args.names, *([args.dataset] if args.dataset else [])]
+    if names:  # window counts per split, leakage, units and steps per epoch of the named datasets
         from .data.overview import describe_dataset
 
-        for name in args.names:
+        for name in names:
             print("\n".join(describe_dataset(name, args.data_dir, cases=args.cases, **data_opts(args))))
         return 0
 

@@ -284,3 +284,22 @@ def test_readme_your_own_data_section_runs_as_written(tmp_path, shared_data):
                 assert "| ESTAG | " in printed
             else:
                 assert line in printed, line
+
+
+def test_paper_tables_state_their_units(tmp_path):
+    from estagbench.tables import build_table, get_table_spec, load_records
+
+    df = load_records(tmp_path / "empty")
+    assert build_table(get_table_spec(1), df).meta["units"].startswith("test MSE ×10⁻³ Å² (printed value = MSE · 10^3")
+    assert build_table(get_table_spec(3), df).meta["units"].startswith("test MSE ×10⁻¹ ASF unit²")
+    assert build_table(get_table_spec(2), df).meta["units"].startswith("test MSE Å²")
+
+
+def test_datasets_listing_shows_windows_per_split(tmp_path, capsys):
+    parts = [np.random.default_rng(7).normal(size=(50, 4, 3)) for _ in range(4)]
+    p = write_trajectory(tmp_path / "four.npz", parts, protocol={"split": "trajectories", "train": [0, 1], "val": [2],
+                                                                 "test": [3], "stride": 2})
+    assert main(["datasets", str(p)]) == 0
+    out = capsys.readouterr().out
+    assert "four.npz/four: windows train/val/test = 60/30/30 (T=10, Δ=2, 4 trajectories); leakage: 0.0%" in out
+    assert "units MSE unit²; 1 optimiser step(s) per epoch at batch 100" in out

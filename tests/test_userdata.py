@@ -303,3 +303,25 @@ def test_datasets_listing_shows_windows_per_split(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "four.npz/four: windows train/val/test = 60/30/30 (T=10, Δ=2, 4 trajectories); leakage: 0.0%" in out
     assert "units MSE unit²; 1 optimiser step(s) per epoch at batch 100" in out
+
+
+def test_records_stored_before_content_ids_are_still_resumed(tmp_path, monkeypatch, capsys):
+    """A record whose configuration names the file by its path as typed (the older rule) is reused."""
+    from estagbench.results import ResultStore, cell_id, config_hash
+    from estagbench.runner import _cell_config, plan_run
+
+    write_trajectory(tmp_path / "toy.npz", np.random.default_rng(8).normal(size=(200, 4, 3)), atomic_numbers=[6, 6, 7, 8])
+    monkeypatch.chdir(tmp_path)
+    assert _run(tmp_path / "res", "toy.npz") == 0
+    (new_path,) = (tmp_path / "res" / "results").glob("*.json")
+    rec = json.loads(new_path.read_text())
+    plan = plan_run("pt-t", "toy.npz", None, [1], 1, "paper", tmp_path / "res")
+    legacy = config_hash(_cell_config(plan, "pt-t", "toy", load_case("toy.npz").params, legacy=True))
+    assert legacy != rec["config_hash"]
+    new_path.unlink()  # store it as the older code did
+    ResultStore(tmp_path / "res").put(cell_id("pt-t", "toy.npz", "toy", 1, legacy),
+                                      {**rec, "config_hash": legacy, "data_sha256": None})
+    capsys.readouterr()
+    assert _run(tmp_path / "res", "toy.npz") == 0
+    assert "skip pt-t toy.npz/toy seed 1: stored" in capsys.readouterr().err
+    assert len(list((tmp_path / "res" / "results").glob("*.json"))) == 1

@@ -55,7 +55,7 @@ def _matching_hashes(root: Path, label: str, sha256: str | None) -> set[str] | N
         return None
     out = set()
     for rec in ResultStore(root).records():
-        if rec.get("dataset") != label:
+        if rec.get("dataset") != label and Path(str(rec.get("dataset"))).name != label:
             continue
         shas = {rec.get("data_sha256")} | {f.get("sha256") for f in rec.get("data_files") or []}
         if sha256 in shas:
@@ -72,7 +72,8 @@ def dataset_table(
 
     label, sha = dataset_identity(name)
     hashes = _matching_hashes(Path(results), label, sha)
-    m = df[df["dataset"] == label] if not df.empty else df
+    # records name a file by its name; those stored before content ids by the path as typed
+    m = df[df["dataset"].astype(str).map(lambda d: d == label or Path(d).name == label).astype(bool)] if not df.empty else df
     if hashes is not None and not m.empty:
         m = m[m["config_hash"].isin(hashes)]
     if m.empty:

@@ -88,7 +88,7 @@ def _from_extxyz(sources: list[Path]) -> dict[str, Any]:
     try:
         import ase.io
     except ModuleNotFoundError:
-        raise ModuleNotFoundError("convert --from extxyz needs ASE: pip install 'estagbench[simulate]'") from None
+        raise ValueError("convert --from extxyz needs ASE, which is not installed: pip install 'estagbench[simulate]'") from None
     trajs, numbers = [], None
     for f in _existing(sources, "convert --from extxyz"):
         try:
@@ -112,7 +112,7 @@ def _from_md(sources: list[Path], select: str) -> dict[str, Any]:
     try:
         import MDAnalysis as mda
     except ModuleNotFoundError:
-        raise ModuleNotFoundError("convert --from md needs MDAnalysis: pip install MDAnalysis") from None
+        raise ValueError("convert --from md needs MDAnalysis, which is not installed: pip install MDAnalysis") from None
     if len(sources) < 2:
         raise ValueError("convert --from md needs TOPOLOGY TRAJECTORY [TRAJECTORY …]")
     top, trajs_in = _existing(sources, "convert --from md")[0], sources[1:]

@@ -215,6 +215,14 @@ def test_convert_bad_input_is_one_clear_line(tmp_path, capsys):
     assert "needs --skeleton SUBJECT.asf" in capsys.readouterr().err
     assert main(["convert", "--from", "npy", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o.npz")]) == 2
     assert "not found" in capsys.readouterr().err and not (tmp_path / "o.npz").exists()
+    import sys
+
+    (tmp_path / "a.xyz").write_text("1\n\nC 0 0 0\n")
+    with pytest.MonkeyPatch.context() as mp:  # ASE missing: one line naming the extra, no traceback
+        mp.setitem(sys.modules, "ase", None)
+        mp.setitem(sys.modules, "ase.io", None)
+        assert main(["convert", "--from", "extxyz", str(tmp_path / "a.xyz"), "--out", str(tmp_path / "o.npz")]) == 2
+    assert "pip install 'estagbench[simulate]'" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("arrays, message", [

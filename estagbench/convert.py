@@ -139,7 +139,7 @@ def _from_md(sources: list[Path], select: str) -> dict[str, Any]:
 
 def convert(source: str, sources: list[Path], out: Path, *, skeleton: Path | None = None, center: bool = True,
             select: str = "all", names: list[str] | None = None, protocol: dict[str, Any] | None = None,
-            units: dict[str, Any] | None = None, cutoff: float | None = None) -> Path:
+            units: dict[str, Any] | None = None, cutoff: float | None = None, edges: Path | None = None) -> Path:
     """Read ``sources`` of kind ``source`` (:data:`SOURCES`) and write ``out`` (format version 2)."""
     from .data.trajectory import write_trajectory
 
@@ -170,7 +170,20 @@ def convert(source: str, sources: list[Path], out: Path, *, skeleton: Path | Non
             got[key] = val
     if cutoff is not None:
         got["cutoff"] = cutoff
+    if edges is not None:
+        got["edges"] = _read_edges(Path(edges))
     return write_trajectory(out, trajs, trajectory_names=file_names, protocol=protocol or None, **got)
+
+
+def _read_edges(path: Path) -> np.ndarray:
+    """Node pairs (bones, bonds) from a ``.npy`` ``(E, 2)`` integer array or a text file of two integers a line."""
+    _existing([path], "--edges")
+    try:
+        arr = np.load(path, allow_pickle=False) if path.suffix == ".npy" else np.loadtxt(path, dtype=np.int64, ndmin=2)
+    except ValueError as exc:
+        raise DataError(f"{path}: --edges must hold two integer node ids per edge (a text file, one pair a line, "
+                        f"or an (E, 2) .npy): {exc}") from exc
+    return np.asarray(arr)
 
 
 def _protocol(args: argparse.Namespace) -> dict[str, Any]:
@@ -197,7 +210,8 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     if args.time_step is not None and args.time_unit is None:
         raise ValueError("--time-step needs --time-unit (e.g. fs, ps, s)")
     path = convert(args.source, args.sources, args.out, skeleton=args.skeleton, center=not args.no_center,
-                   select=args.select, names=args.names, protocol=_protocol(args), units=units, cutoff=args.cutoff)
+                   select=args.select, names=args.names, protocol=_protocol(args), units=units, cutoff=args.cutoff,
+                   edges=args.edges)
     from .data.trajectory import read_trajectory
 
     t = read_trajectory(path)
@@ -226,6 +240,8 @@ def add_convert_parser(subparsers: Any) -> None:
     p.add_argument("--select", default="all", help="md: MDAnalysis atom selection (default all)")
     p.add_argument("--names", type=_names, default=None, help="comma list of trajectory names (default: file stems)")
     p.add_argument("--cutoff", type=float, default=None, help="graph: node pairs closer than this in frame 0")
+    p.add_argument("--edges", type=Path, default=None, help="graph: node pairs (bones, bonds), a text file of two "
+                                                            "node ids a line or an (E, 2) .npy")
     p.add_argument("--split", choices=["windows", "trajectories", "chronological"], default=None,
                    help="split rule written into the file (default: trajectories for 3+ sources, else windows; "
                         "trajectories when --train/--val/--test are given)")

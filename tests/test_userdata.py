@@ -181,8 +181,11 @@ def test_convert_npy(tmp_path, capsys):
     assert t.names == ["run0", "run1", "run2"] and list(np.diff(t.bounds)) == [30, 31, 32]
     assert (t.length_unit, t.time_step, t.time_unit, t.protocol) == ("nm", 2.0, "ps", {"split": "chronological"})
     assert "wrote" in capsys.readouterr().out
-    # without a protocol, three trajectories are split by trajectory
-    assert main(["convert", "--from", "npy", str(folder), "--out", str(tmp_path / "b.npz")]) == 0
+    # without a protocol, three trajectories are split by trajectory; a skeleton given as bone pairs
+    (tmp_path / "bones.txt").write_text("0 1\n1 2\n2 3\n")
+    assert main(["convert", "--from", "npy", str(folder), "--out", str(tmp_path / "b.npz"),
+                 "--edges", str(tmp_path / "bones.txt")]) == 0
+    assert read_trajectory(tmp_path / "b.npz").edges.tolist() == [[0, 1], [1, 2], [2, 3]]
     data = load_case(str(tmp_path / "b.npz"), stride=1)
     assert data.params["split"] == "trajectories" and data.leakage()["min_gap_frames"] is None
 

@@ -141,8 +141,9 @@ def cmd_datasets(args: argparse.Namespace) -> int:
         cases = ",".join(spec.cases)
         print(f"{spec.name:20s} family={spec.family:8s} lr={spec.lr:g} {'offline ' if spec.offline else ''}"
               f"cases={cases}\n    {spec.description}")
-    print("PATH.npz             your own trajectory file (docs/trajectory-format.md)")
+    print("PATH.npz             your own trajectory file (docs/trajectory-format.md; `estagbench convert` writes it)")
     print("TOP::TRAJ[::TRAJ..]  any protein topology + trajectories MDAnalysis reads, as AdK-style residues")
+    print("`estagbench datasets NAME|PATH …` loads them and shows windows per split, leakage, units and steps per epoch")
     return 0
 
 

@@ -201,7 +201,7 @@ def _cell(m: pd.DataFrame, metric: str) -> Cell:
         case=str(first["case"]),
         official=None if pd.isna(first["official_data"]) else bool(first["official_data"]),
         settings=_settings(first),
-        length_unit=str((first.get("units") or {}).get("length_unit") or "") if isinstance(first.get("units"), dict) else "",
+        length_unit=str(first["units"].get("length_unit") or "") if isinstance(first.get("units"), dict) else "",
         leakage=_leakage_text(first),
     )
     if metric == "train_seconds_per_epoch" and not bool(g["trains"].astype(bool).any()):

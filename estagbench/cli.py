@@ -117,6 +117,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         records = run_plan(plan, executor, progress=not args.no_progress and executor.name == "local")
         failed = 1 if plan.failed else 0  # exit status 1 when a cell diverged, after the others ran
         print(run_summary(records, plan, Path(args.out)))  # only the cells asked for now: their seeds and configurations
+    units = {(r.get("units") or {}).get("mse_unit") for r in records} - {None}
+    if units:
+        print(f"test MSE in {', '.join(sorted(units))} (unscaled; mean over seeds ± unbiased std)")
     return failed
 
 
@@ -141,12 +144,21 @@ def cmd_models(args: argparse.Namespace) -> int:
 def cmd_datasets(args: argparse.Namespace) -> int:
     from .data.catalog import DATASETS
 
+    names = [*args.names, *([args.dataset] if args.dataset else [])]
+    if names:  # window counts per split, leakage, units and steps per epoch of the named datasets
+        from .data.overview import describe_dataset
+
+        for name in names:
+            print("\n".join(describe_dataset(name, args.data_dir, cases=args.cases, **data_opts(args))))
+        return 0
+
     for spec in DATASETS.values():
         cases = ",".join(spec.cases)
         print(f"{spec.name:20s} family={spec.family:8s} lr={spec.lr:g} {'offline ' if spec.offline else ''}"
               f"cases={cases}\n    {spec.description}")
-    print("PATH.npz             your own trajectory file (docs/trajectory-format.md)")
+    print("PATH.npz             your own trajectory file (docs/trajectory-format.md; `estagbench convert` writes it)")
     print("TOP::TRAJ[::TRAJ..]  any protein topology + trajectories MDAnalysis reads, as AdK-style residues")
+    print("`estagbench datasets NAME|PATH …` loads them and shows windows per split, leakage, units and steps per epoch")
     return 0
 
 
@@ -219,6 +231,7 @@ PLUGGABLE: list[tuple[str, str]] = [
     ("estagbench.compare", "add_compare_parser"),
     ("estagbench.site", "add_site_parser"),
     ("estagbench.bundle", "add_bundle_parsers"),
+    ("estagbench.convert", "add_convert_parser"),
 ]
 
 
@@ -262,7 +275,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("pattern", nargs="?", default="*", help="fnmatch pattern, e.g. 'st-*'")
     p.set_defaults(func=cmd_models)
 
-    p = sub.add_parser("datasets", help="list datasets")
+    p = sub.add_parser("datasets", help="list datasets; with names: their window counts per split, leakage and units")
+    p.add_argument("names", nargs="*", help="dataset names or PATH.npz: load them and show windows per split, leakage, "
+                                            "units and optimiser steps per epoch")
+    add_data_args(p, dataset_required=False)
     p.set_defaults(func=cmd_datasets)
 
     p = sub.add_parser("download", help="download a dataset into the cache")

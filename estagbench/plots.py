@@ -91,6 +91,7 @@ def find_records(
     T = 10) and ``model_hparams`` (default: the registered defaults).  Each returned
     record carries ``"_cell_id"`` (its run folder name).
     """
+    from .data.identity import dataset_identity
     from .results import ResultStore, cell_id
     from .tables._records import canonical_hparams
     from .tables._specs import DEFAULT_HISTORY, ESTAG_DEFAULT_HPARAMS
@@ -98,8 +99,9 @@ def find_records(
     want_h = DEFAULT_HISTORY if history is None else history
     want_hp = canonical_hparams(model_hparams or {}, ESTAG_DEFAULT_HPARAMS)
     out = []
+    names = {dataset, dataset_identity(dataset)[0]}  # a file's records carry its name, whatever the path's spelling
     for r in ResultStore(Path(results)).records():
-        if r.get("model") != model or r.get("dataset") != dataset or (case and r.get("case") != case):
+        if r.get("model") != model or r.get("dataset") not in names or (case and r.get("case") != case):
             continue
         cfg = r.get("config") or {}
         if int((r.get("data_params") or {}).get("history", DEFAULT_HISTORY)) != want_h:
@@ -140,13 +142,14 @@ def load_trained(
     equal the record's, so predictions are made on exactly the windows it was tested on.
     """
     from .data import load_case
+    from .data.identity import record_source
     from .registry import create_model
 
     dp = record.get("data_params") or {}
     opts = {k: (tuple(v) if isinstance(v, list) else v) for k, v in dp.items() if k in _LOAD_OPTS}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        data = load_case(record["dataset"], record["case"], data_dir=data_dir, **opts)
+        data = load_case(record_source(record), record["case"], data_dir=data_dir, **opts)
     if record.get("split_hash") and data.split_hash() != record["split_hash"]:
         raise ValueError(
             f"{record['dataset']}/{record['case']}: the data found gives split hash {data.split_hash()}, "
@@ -361,15 +364,21 @@ def plot_sample(
     title: str = "",
     scale: float = 1.0,
     scale_label: str = "",
+    up_axis: str = "z",
 ) -> Figure:
     """True (red) and predicted (blue) positions of one sample in 3D, one panel per model.
 
     ``truth`` and each prediction are ``(N, 3)``; ``edges`` ``(2, E)`` are drawn as
-    bonds/bones.  Each panel's title gives the sample's MSE.
+    bonds/bones.  Each panel's title gives the sample's MSE.  ``up_axis`` (the data's
+    vertical axis) is drawn upwards (the axes are permuted cyclically, so handedness is kept).
     """
     n = len(predictions)
     if n == 0:
         raise ValueError("no predictions to plot")
+    order = {"x": [1, 2, 0], "y": [2, 0, 1], "z": [0, 1, 2]}[up_axis]
+    mse_of = {name: float(np.mean((pred - truth) ** 2)) * scale for name, pred in predictions.items()}
+    truth = truth[:, order]
+    predictions = {name: pred[:, order] for name, pred in predictions.items()}
     fig = _figure(4.6 * n, 4.8)
     lo = np.min([truth.min(0)] + [p.min(0) for p in predictions.values()], axis=0)
     hi = np.max([truth.max(0)] + [p.max(0) for p in predictions.values()], axis=0)
@@ -382,7 +391,7 @@ def plot_sample(
                 for s in seg:
                     ax.plot(s[:, 0], s[:, 1], s[:, 2], color=color, lw=1, alpha=0.6)
             ax.scatter(pos[:, 0], pos[:, 1], pos[:, 2], color=color, s=28, label=lab, depthshade=False)
-        mse = float(np.mean((pred - truth) ** 2)) * scale
+        mse = mse_of[name]
         ax.set_title(f"{name}\nMSE = {mse:.4g}" + (f" {scale_label}" if scale_label else ""), fontsize=10)
         for setter, c in zip((ax.set_xlim, ax.set_ylim, ax.set_zlim), mid, strict=False):
             setter(c - half, c + half)
@@ -476,7 +485,9 @@ def run_plot_command(args: argparse.Namespace) -> list[Path]:
     from .tables._records import load_records
 
     records = load_records(args.results)  # read once: the default case, the default models and tsweep use it
-    stored = records[records["dataset"] == args.dataset]
+    from .data.identity import same_dataset
+
+    stored = records[records["dataset"].astype(str).map(lambda d: same_dataset(d, args.dataset)).astype(bool)]
     if kind in ("curves", "attention", "sample", "rollout") and case is None:
         cases = resolve_cases(args.dataset, None)
         case = next((c for c in cases if c in set(stored["case"])), cases[0])  # the first case with stored runs
@@ -558,6 +569,7 @@ def run_plot_command(args: argparse.Namespace) -> list[Path]:
             title=f"{tag}: {args.split} sample {args.index} (seed {args.seed})",
             scale=scale,
             scale_label=scale_label,
+            up_axis=prepared.data.up_axis,
         )
         return save_figure(fig, out, f"sample-{tag}-{args.index}")
     raise ValueError(f"unknown plot kind {kind!r}; choose one of {', '.join(PLOT_KINDS)}")

@@ -21,11 +21,13 @@ from typing import Any
 
 from .compat import incompatibility
 from .data import get_dataset_spec, load_case, resolve_cases
+from .data.identity import dataset_identity
+from .data.splits import LEAKAGE_WARN_SHARE, describe_leakage
 from .executors import Executor, LocalExecutor, make_executor
 from .executors.process import ProcessExecutor
+from .progress import GridProgress
 from .registry import create_model, get_model_entry, list_models
 from .results import cell_id
-from .progress import GridProgress
 from .skips import store_skip
 from .spec import RunSpec, in_shard
 from .store import Record, ResultStore
@@ -48,6 +50,10 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 #: The in-process executor under its earlier name.
 SequentialExecutor = LocalExecutor
+
+#: ``run`` warns when a cell gets fewer optimiser steps than this in total (the paper's MD17
+#: budget is 5 steps × 500 epochs = 2500).
+MIN_STEPS = 1000
 
 
 @dataclass(frozen=True)
@@ -139,6 +145,14 @@ class RunPlan:
     elsewhere: list[tuple[str, str]] = field(default_factory=list)
     #: ``--logger``: tensorboard | wandb | mlflow | csv (:mod:`estagbench.loggers`), or None
     logger: str | None = None
+    #: the dataset as configurations and records name it (a file: its name; see :func:`dataset_identity`)
+    label: str = ""
+    #: the SHA-256 of a file dataset's content (part of every configuration), None for catalog names
+    data_sha256: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.label:
+            self.label, self.data_sha256 = dataset_identity(self.dataset)
 
 
 def plan_run(
@@ -188,8 +202,14 @@ def plan_run(
     return plan
 
 
-def _cell_config(plan: RunPlan, model: str, case: str, params: dict[str, Any]) -> dict[str, Any]:
-    return {"model": model, "dataset": plan.dataset, "case": case, "data_params": params, "train": plan.train.as_dict()}
+def _cell_config(plan: RunPlan, model: str, case: str, params: dict[str, Any], legacy: bool = False) -> dict[str, Any]:
+    """The configuration hashed into a cell's id: a file dataset is named by its label and content hash, so
+    the path's spelling does not matter; ``legacy`` gives the older path-as-typed form (still resumed)."""
+    if legacy or plan.data_sha256 is None:
+        return {"model": model, "dataset": plan.dataset, "case": case, "data_params": params,
+                "train": plan.train.as_dict()}
+    return {"model": model, "dataset": plan.label, "data_sha256": plan.data_sha256, "case": case,
+            "data_params": params, "train": plan.train.as_dict()}
 
 
 def _stored_record(plan: RunPlan, spec: RunSpec, say: Callable[[str], None], data_sha256: dict[str, str] | None = None
@@ -230,6 +250,24 @@ def _case_specs(plan: RunPlan, say: Callable[[str], None], progress_line: GridPr
         say(f"{plan.dataset}/{case}: {data.num_nodes} nodes × {data.num_channels} channel(s), {data.edge_index.shape[1]} edges, "
             f"splits train/val/test = {sizes['train']}/{sizes['val']}/{sizes['test']} (T={data.history}, Δ={data.stride}); "
             f"windows saved to {split_file}")
+        leak = data.leakage()
+        units = data.units.as_dict() if data.units is not None else None
+        steps_epoch = data.steps_per_epoch(plan.train.batch_size)
+        steps = {"per_epoch": steps_epoch, "total": steps_epoch * plan.train.epochs, "batch_size": plan.train.batch_size}
+        say(f"{plan.dataset}/{case}: {describe_leakage(leak)}")
+        if leak["test_targets_in_train"] > LEAKAGE_WARN_SHARE:
+            say(f"warning: {plan.dataset}/{case}: {100 * leak['test_targets_in_train']:.0f}% of test targets lie inside "
+                f"training windows (above {100 * LEAKAGE_WARN_SHARE:.0f}%): the test MSE rewards memorising. Fix: split by "
+                "trajectory (protocol split 'trajectories', docs/trajectory-format.md) or chronologically (split "
+                "'chronological': the validation block is the margin between training and test windows)")
+        if units is not None:
+            say(f"{plan.dataset}/{case}: units: test MSE in {units['mse_unit']} ({units['mse']}); tables print "
+                f"{units['label']}")
+        say(f"{plan.dataset}/{case}: {steps_epoch} optimiser step(s) per epoch ({sizes['train']} training windows, "
+            f"batch {plan.train.batch_size}) × {plan.train.epochs} epochs = {steps['total']} steps")
+        if steps["total"] < MIN_STEPS:
+            say(f"warning: {plan.dataset}/{case}: only {steps['total']} optimiser steps in total (below {MIN_STEPS}); "
+                "models may be undertrained and rankings unreliable. Fix: raise --epochs or lower --batch-size")
         specs: list[RunSpec] = []
         for model in plan.models:
             why = incompatibility(model, prepared.info, plan.train.hidden, plan.train.model_hparams,
@@ -243,7 +281,8 @@ def _case_specs(plan: RunPlan, say: Callable[[str], None], progress_line: GridPr
             impl, default = planned_implementation(model, prepared.info, plan.train)
             for seed in plan.seeds:
                 spec = RunSpec(model, plan.dataset, case, seed, plan.train.as_dict(), data.params, plan.data_opts,
-                               None if plan.data_dir is None else str(plan.data_dir), impl, default)
+                               None if plan.data_dir is None else str(plan.data_dir), impl, default,
+                               plan.label if plan.data_sha256 else None, plan.data_sha256)
                 if in_shard(spec.key(), plan.shard):
                     specs.append(spec)
                 elif progress_line is not None:
@@ -275,6 +314,8 @@ def run_plan(plan: RunPlan, executor: Executor | Any | None = None, progress: bo
             data_sha256 = {Path(f.path).name: f.sha256 for f in data.files}
             for spec in specs:  # stored cells are settled here, so only new work reaches the executor
                 rec = _stored_record(plan, spec, say, data_sha256)
+                if rec is None and spec.data_sha256 is not None and not plan.store.has(spec.key()):
+                    rec = _stored_record(plan, spec.legacy(), say, data_sha256)  # stored before content ids
                 if rec is None:
                     todo.append(spec)
                 else:

@@ -13,6 +13,7 @@ different cell, never averaged with the kernel's).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -59,6 +60,10 @@ class RunSpec:
     data_dir: str | None = None
     implementation: str | None = None
     default_implementation: str | None = None
+    #: For a file dataset: the name records and ids use (the file name; :func:`estagbench.data.identity.dataset_identity`)
+    #: and the SHA-256 of its content, which enters the configuration in place of the path as typed.
+    label: str | None = None
+    data_sha256: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "seed", int(self.seed))
@@ -66,18 +71,31 @@ class RunSpec:
 
     def config(self) -> dict[str, Any]:
         """The dictionary whose hash is the configuration hash (as stored in every record)."""
-        conf: dict[str, Any] = {"model": self.model, "dataset": self.dataset, "case": self.case,
-                                "data_params": self.data_params, "train": self.train}
+        if self.data_sha256 is None:
+            conf: dict[str, Any] = {"model": self.model, "dataset": self.dataset, "case": self.case,
+                                    "data_params": self.data_params, "train": self.train}
+        else:  # a file: named by its label and content hash, so the path's spelling does not matter
+            conf = {"model": self.model, "dataset": self.name, "data_sha256": self.data_sha256, "case": self.case,
+                    "data_params": self.data_params, "train": self.train}
         if self.implementation is not None and self.implementation != self.default_implementation:
             conf["implementation"] = self.implementation
         return conf
+
+    @property
+    def name(self) -> str:
+        """The dataset as records, ids and tables name it (a file's label, else the dataset name)."""
+        return self.label or self.dataset
+
+    def legacy(self) -> RunSpec:
+        """This cell as it was keyed before file datasets were named by content (the path as typed)."""
+        return dataclasses.replace(self, label=None, data_sha256=None)
 
     def config_hash(self) -> str:
         return config_hash(self.config())
 
     def key(self) -> str:
         """The cell's identity: ``model__dataset__case__s<seed>__<config hash>``."""
-        return cell_id(self.model, self.dataset, self.case, self.seed, self.config_hash())
+        return cell_id(self.model, self.name, self.case, self.seed, self.config_hash())
 
     def __hash__(self) -> int:
         return hash(self.key())
@@ -94,7 +112,7 @@ class RunSpec:
                 "train": _freeze(self.train), "data_params": _freeze(self.data_params),
                 "data_opts": _freeze(self.data_opts), "data_dir": self.data_dir,
                 "implementation": self.implementation, "default_implementation": self.default_implementation,
-                "key": self.key()}
+                "label": self.label, "data_sha256": self.data_sha256, "key": self.key()}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunSpec:
@@ -103,7 +121,8 @@ class RunSpec:
             if isinstance(opts.get(k), list):
                 opts[k] = tuple(opts[k])
         return cls(d["model"], d["dataset"], d["case"], int(d["seed"]), dict(d["train"]), dict(d.get("data_params") or {}),
-                   opts, d.get("data_dir"), d.get("implementation"), d.get("default_implementation"))
+                   opts, d.get("data_dir"), d.get("implementation"), d.get("default_implementation"),
+                   d.get("label"), d.get("data_sha256"))
 
 
 def parse_shard(text: str) -> tuple[int, int]:

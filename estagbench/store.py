@@ -88,6 +88,13 @@ class Record:
     split_sizes: dict[str, int] = field(default_factory=dict)
     split_file: str | None = None
     num_params: int | None = None
+    #: Test-in-train leakage of the split (:func:`estagbench.data.splits.leakage`), the MSE's units, and the
+    #: optimiser steps (per epoch, total, batch size); None in records made before they were measured.
+    leakage: dict[str, Any] | None = None
+    units: dict[str, Any] | None = None
+    optimiser_steps: dict[str, Any] | None = None
+    #: A file dataset's content SHA-256 (its identity); None for registered datasets.
+    data_sha256: str | None = None
     #: The best-validation checkpoint kept for this cell (None: not kept, see ``--checkpoints``).
     checkpoint: str | None = None
     hparams: dict[str, Any] = field(default_factory=dict)

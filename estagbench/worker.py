@@ -18,14 +18,14 @@ import socket
 import sys
 import time
 import warnings
-from dataclasses import dataclass
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .loggers import open_logger
 from .spec import RunSpec
 from .store import Record, ResultStore
-from .loggers import open_logger
 from .train import TrainConfig, train_model
 
 if TYPE_CHECKING:
@@ -93,6 +93,11 @@ def logger_env(kind: str | None) -> Iterator[None]:
             os.environ.pop(LOGGER_ENV, None)
         else:
             os.environ[LOGGER_ENV] = old
+
+
+def _steps(data: CaseData, cfg: TrainConfig) -> dict[str, int]:
+    per_epoch = data.steps_per_epoch(cfg.batch_size)
+    return {"per_epoch": per_epoch, "total": per_epoch * cfg.epochs, "batch_size": cfg.batch_size}
 
 
 def official_data(data: CaseData) -> bool | None:
@@ -197,11 +202,13 @@ def run_spec(
             spec = dataclasses.replace(spec, implementation=implementation)
         data_files = [f.as_dict() for f in data.files]
         rec = Record(
-            model=spec.model, dataset=spec.dataset, case=spec.case, seed=spec.seed, config_hash=spec.config_hash(),
+            model=spec.model, dataset=spec.name, case=spec.case, seed=spec.seed, config_hash=spec.config_hash(),
             metrics=out_.metrics, config=dict(spec.train), timings=out_.timings, model_source_sha256=source,
             family=data.dataset, data_params=data.params, split_hash=data.split_hash(), split_sizes=data.split_sizes(),
             split_file=str(store.put_split(spec.dataset, spec.case, data.split_hash(), data.windows_json())),
-            num_params=out_.num_params, checkpoint=out_.checkpoint, hparams=getattr(out_.model, "estagbench_hparams", {}),
+            num_params=out_.num_params, checkpoint=out_.checkpoint, leakage=data.leakage(),
+            units=data.units.as_dict() if data.units is not None else None, data_sha256=spec.data_sha256,
+            optimiser_steps=_steps(data, cfg), hparams=getattr(out_.model, "estagbench_hparams", {}),
             implementation=implementation, data_files=data_files, official_data=official_data(data),
             data_notes=list(data.notes), provenance=_provenance(), command=command if command is not None else " ".join(sys.argv),
             finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"), wall_seconds=time.time() - t0, execution=info,

@@ -21,7 +21,8 @@ from torch import Tensor
 
 from ..types import DatasetInfo
 from .errors import DataError
-from .splits import SPLITS, check_disjoint, split_hash
+from .splits import SPLITS, check_disjoint, leakage, split_hash
+from .units import Units
 
 __all__ = ["FileRecord", "CaseData", "SplitData", "PreparedCase", "sha256_file", "make_windows"]
 
@@ -85,6 +86,12 @@ class CaseData:
     one_hop_mask: np.ndarray | None = None
     params: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    #: the MSE's unit and display scale (set by the loader or by ``load_case`` from the catalog)
+    units: Units | None = None
+    #: optional names of the trajectories (a multi-trajectory file's ``trajectory_names``)
+    trajectory_names: list[str] | None = None
+    #: the vertical axis (``x``, ``y`` or ``z``), for figures
+    up_axis: str = "z"
 
     def __post_init__(self) -> None:
         shapes = {t.shape[1:] for t in self.trajectories}
@@ -116,6 +123,14 @@ class CaseData:
 
     def split_hash(self) -> str:
         return split_hash(self.windows)
+
+    def leakage(self) -> dict[str, Any]:
+        """Overlap of the test windows with the training windows (:func:`estagbench.data.splits.leakage`)."""
+        return leakage(self.windows, self.history, self.stride)
+
+    def steps_per_epoch(self, batch_size: int) -> int:
+        """Optimiser steps in one epoch over the training windows (the last batch may be partial)."""
+        return -(-len(self.windows["train"]) // batch_size)
 
     def info(self) -> DatasetInfo:
         return DatasetInfo(
@@ -155,6 +170,9 @@ class CaseData:
                 "stride": self.stride,
                 "params": self.params,
                 "split_hash": self.split_hash(),
+                "leakage": self.leakage(),
+                "units": None if self.units is None else self.units.as_dict(),
+                "trajectory_names": self.trajectory_names,
                 "windows": {k: np.asarray(v).tolist() for k, v in self.windows.items()},
             }
         )

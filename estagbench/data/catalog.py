@@ -17,6 +17,7 @@ from typing import Any
 from ..registry import UnknownNameError
 from .base import CaseData
 from .download import resolve_data_dir
+from .units import FAMILY_UP_AXIS, units_for_family
 
 __all__ = ["DatasetSpec", "DATASETS", "get_dataset_spec", "list_datasets", "resolve_cases", "load_case"]
 
@@ -130,4 +131,8 @@ def load_case(name: str, case: str | None = None, *, data_dir: str | Path | None
     """
     spec = get_dataset_spec(name)
     (case_name,) = resolve_cases(name, [case] if case else [spec.cases[0]])
-    return spec.load(case_name, resolve_data_dir(data_dir), **{k: v for k, v in opts.items() if v is not None})
+    data = spec.load(case_name, resolve_data_dir(data_dir), **{k: v for k, v in opts.items() if v is not None})
+    if data.units is None or spec.family != "npz":  # built-ins: the family's length unit and the catalog's scale
+        data.units = units_for_family(spec.family, spec.scale)
+        data.up_axis = FAMILY_UP_AXIS.get(spec.family, data.up_axis)
+    return data

@@ -1,8 +1,10 @@
 """Read and write the estagbench trajectory ``.npz`` format (docs/trajectory-format.md).
 
 The format lets a user bring their own trajectories (``--dataset path/to/file.npz``)
-and is what ``estagbench simulate`` writes.  Reading validates everything a model
-relies on and raises :class:`DataError` naming the file and the problem.
+and is what ``estagbench simulate`` and ``estagbench convert`` write.  Version 2 adds
+several trajectories per file (``offsets``), their names, units, ``up_axis`` and a
+``protocol`` block; version 1 files read as before.  Reading validates everything a
+model relies on and raises :class:`DataError` naming the file and the problem.
 """
 
 from __future__ import annotations
@@ -19,16 +21,23 @@ import numpy as np
 
 from .errors import DataError
 
-__all__ = ["Trajectory", "read_trajectory", "trajectory_from_arrays", "write_trajectory", "load_npz", "atomic_write_bytes"]
+__all__ = ["Trajectory", "read_trajectory", "trajectory_from_arrays", "write_trajectory", "load_npz", "atomic_write_bytes",
+           "FORMAT_VERSION"]
 
-KNOWN_KEYS = ("positions", "node_features", "atomic_numbers", "masses", "edges", "cutoff", "time_step_fs", "metadata")
+KNOWN_KEYS = ("positions", "node_features", "atomic_numbers", "masses", "edges", "cutoff", "time_step_fs", "metadata",
+              "format_version", "offsets", "trajectory_names", "length_unit", "time_step", "time_unit", "up_axis",
+              "protocol", "display_exponent")
+#: The newest format version this module reads and writes.
+FORMAT_VERSION = 2
 
 
 @dataclass
 class Trajectory:
-    """One trajectory in canonical form.
+    """The trajectories of one file in canonical form.
 
-    positions: ``(frames, nodes, channels, 3)`` float64 (a 3-D file gets channels = 1).
+    positions: ``(frames, nodes, channels, 3)`` float64 (a 3-D file gets channels = 1); with
+    several trajectories, their frames one after another, trajectory ``k`` being frames
+    ``offsets[k]:offsets[k + 1]``.
     """
 
     positions: np.ndarray
@@ -40,6 +49,29 @@ class Trajectory:
     time_step_fs: float | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
+    offsets: np.ndarray | None = None
+    names: list[str] | None = None
+    length_unit: str | None = None
+    time_step: float | None = None
+    time_unit: str | None = None
+    up_axis: str = "z"
+    protocol: dict[str, Any] | None = None
+    format_version: int = 1
+    display_exponent: int | None = None
+
+    @property
+    def bounds(self) -> np.ndarray:
+        """``(K + 1,)`` frame offsets of the trajectories (``[0, frames]`` for one)."""
+        return self.offsets if self.offsets is not None else np.array([0, self.num_frames], dtype=np.int64)
+
+    @property
+    def num_trajectories(self) -> int:
+        return len(self.bounds) - 1
+
+    def trajectories(self) -> list[np.ndarray]:
+        """Each trajectory's ``(frames_k, nodes, channels, 3)`` positions, in file order."""
+        b = self.bounds
+        return [self.positions[b[k]:b[k + 1]] for k in range(len(b) - 1)]
 
     @property
     def num_frames(self) -> int:
@@ -139,7 +171,8 @@ def trajectory_from_arrays(path: Path, arrays: dict[str, Any]) -> Trajectory:
     if feats.ndim == 1:
         feats = feats[:, None]
     if feats.ndim != 2:
-        raise DataError(f"{path}: 'node_features' must be (nodes,) or (nodes, F), got {feats.shape}")
+        raise DataError(f"{path}: 'node_features' must be (nodes,) or (nodes, F), got {feats.shape} "
+                        "(per-frame node features are not supported: give static ones)")
 
     edges = None
     if "edges" in arrays:
@@ -155,15 +188,95 @@ def trajectory_from_arrays(path: Path, arrays: dict[str, Any]) -> Trajectory:
         if not cutoff > 0:
             raise DataError(f"{path}: 'cutoff' must be a positive distance, got {cutoff}")
     dt = float(np.asarray(arrays["time_step_fs"])) if "time_step_fs" in arrays else None
-    meta: dict[str, Any] = {}
-    if "metadata" in arrays:
-        try:
-            meta = json.loads(str(np.asarray(arrays["metadata"])))
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path}: 'metadata' is not valid JSON: {exc}") from exc
-        if not isinstance(meta, dict):
-            raise DataError(f"{path}: 'metadata' must hold a JSON object, got {type(meta).__name__}")
-    return Trajectory(pos, feats, z, masses, edges, cutoff, dt, meta, path)
+    meta = _json_object(path, arrays, "metadata") or {}
+    v2 = _read_v2(path, arrays, frames)
+    if dt is not None and v2["time_step"] is None:
+        v2["time_step"], v2["time_unit"] = dt, "fs"
+    return Trajectory(pos, feats, z, masses, edges, cutoff, dt, meta, path, **v2)
+
+
+def _json_object(path: Path, arrays: dict[str, Any], key: str) -> dict[str, Any] | None:
+    if key not in arrays:
+        return None
+    try:
+        obj = json.loads(str(np.asarray(arrays[key])))
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}: {key!r} is not valid JSON: {exc}") from exc
+    if not isinstance(obj, dict):
+        raise DataError(f"{path}: {key!r} must hold a JSON object, got {type(obj).__name__}")
+    return obj
+
+
+def _text(path: Path, arrays: dict[str, Any], key: str, allowed: tuple[str, ...] = ()) -> str | None:
+    if key not in arrays:
+        return None
+    arr = np.asarray(arrays[key])
+    if arr.ndim != 0 or arr.dtype.kind != "U" or not str(arr).strip():
+        raise DataError(f"{path}: {key!r} must be a non-empty 0-d string, got {arr.dtype} {arr.shape}")
+    val = str(arr).strip()
+    if allowed and val not in allowed:
+        raise DataError(f"{path}: {key!r} must be one of {', '.join(allowed)}, got {val!r}")
+    return val
+
+
+def _read_v2(path: Path, arrays: dict[str, Any], frames: int) -> dict[str, Any]:
+    """The version-2 keys (docs/trajectory-format.md), validated."""
+    version = 1
+    if "format_version" in arrays:
+        version = int(np.asarray(arrays["format_version"]))
+        if version not in (1, FORMAT_VERSION):
+            raise DataError(f"{path}: format_version {version} is not readable by this estagbench (reads 1 and "
+                            f"{FORMAT_VERSION}); upgrade estagbench")
+    offsets = None
+    if "offsets" in arrays:
+        offsets = np.asarray(arrays["offsets"])
+        if offsets.ndim != 1 or not np.issubdtype(offsets.dtype, np.integer) or len(offsets) < 2:
+            raise DataError(f"{path}: 'offsets' must be a 1-D integer array [0, …, frames] of K + 1 entries, "
+                            f"got {offsets.dtype} {offsets.shape}")
+        offsets = offsets.astype(np.int64)
+        if offsets[0] != 0 or offsets[-1] != frames:
+            raise DataError(f"{path}: 'offsets' must start at 0 and end at the {frames} frames of 'positions', "
+                            f"got {offsets[0]} … {offsets[-1]}")
+        short = np.flatnonzero(np.diff(offsets) < 2)
+        if len(short):
+            raise DataError(f"{path}: trajectory {int(short[0])} spans frames {offsets[short[0]]}:{offsets[short[0] + 1]}; "
+                            "every trajectory needs at least 2 frames ('offsets' must increase by >= 2)")
+    count = 1 if offsets is None else len(offsets) - 1
+    names = None
+    if "trajectory_names" in arrays:
+        arr = np.asarray(arrays["trajectory_names"])
+        if arr.ndim != 1 or arr.dtype.kind != "U" or len(arr) != count:
+            raise DataError(f"{path}: 'trajectory_names' must be {count} string(s), one per trajectory, "
+                            f"got {arr.dtype} {arr.shape}")
+        names = [str(n) for n in arr]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup or any(not n.strip() for n in names):
+            raise DataError(f"{path}: 'trajectory_names' must be unique and non-empty; repeated: {dup}")
+    step = None
+    if "time_step" in arrays:
+        step = float(np.asarray(arrays["time_step"]))
+        if not step > 0 or not np.isfinite(step):
+            raise DataError(f"{path}: 'time_step' must be a positive number, got {step}")
+    unit = _text(path, arrays, "time_unit")
+    if step is not None and unit is None:
+        raise DataError(f"{path}: 'time_step' needs 'time_unit' (e.g. 'fs', 'ps', 's')")
+    exponent = None
+    if "display_exponent" in arrays:
+        arr = np.asarray(arrays["display_exponent"])
+        if arr.ndim != 0 or not np.issubdtype(arr.dtype, np.integer):
+            raise DataError(f"{path}: 'display_exponent' must be a 0-d integer (3 prints MSE ×10⁻³), got {arr.dtype} {arr.shape}")
+        exponent = int(arr)
+    return {
+        "display_exponent": exponent,
+        "offsets": offsets,
+        "names": names,
+        "length_unit": _text(path, arrays, "length_unit"),
+        "time_step": step,
+        "time_unit": unit,
+        "up_axis": _text(path, arrays, "up_axis", ("x", "y", "z")) or "z",
+        "protocol": _json_object(path, arrays, "protocol"),
+        "format_version": FORMAT_VERSION if any(k in arrays for k in KNOWN_KEYS[KNOWN_KEYS.index("offsets"):]) else version,
+    }
 
 
 def _umask() -> int:
@@ -198,7 +311,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], writer: Any) -> Path:
 
 def write_trajectory(
     path: str | os.PathLike[str],
-    positions: np.ndarray,
+    positions: np.ndarray | list[np.ndarray],
     *,
     node_features: np.ndarray | None = None,
     atomic_numbers: np.ndarray | None = None,
@@ -207,9 +320,29 @@ def write_trajectory(
     cutoff: float | None = None,
     time_step_fs: float | None = None,
     metadata: dict[str, Any] | None = None,
+    offsets: np.ndarray | list[int] | None = None,
+    trajectory_names: list[str] | None = None,
+    length_unit: str | None = None,
+    time_step: float | None = None,
+    time_unit: str | None = None,
+    up_axis: str | None = None,
+    protocol: dict[str, Any] | None = None,
+    display_exponent: int | None = None,
 ) -> Path:
     """Write a trajectory ``.npz`` atomically (temporary file, then rename), after checking it as
-    :func:`read_trajectory` would: a file this writes can be read back (DataError otherwise, nothing written)."""
+    :func:`read_trajectory` would: a file this writes can be read back (DataError otherwise, nothing written).
+
+    ``positions`` may be a list of ``(frames_k, nodes, [channels,] 3)`` arrays (several trajectories):
+    they are stored one after another with their ``offsets`` (format version 2).  Any version-2 key
+    (``offsets``, ``trajectory_names``, ``length_unit``, ``time_step``/``time_unit``, ``up_axis``,
+    ``protocol``) makes a version-2 file; without them the file is exactly version 1.
+    """
+    if isinstance(positions, (list, tuple)):
+        if offsets is not None:
+            raise ValueError("give either a list of trajectories or one array with offsets, not both")
+        parts = [np.asarray(p, dtype=np.float64) for p in positions]
+        offsets = np.cumsum([0] + [len(p) for p in parts]).astype(np.int64)
+        positions = np.concatenate(parts) if parts else np.zeros((0, 0, 3))
     arrays: dict[str, Any] = {"positions": np.asarray(positions, dtype=np.float64)}
     for key, val in (
         ("node_features", node_features),
@@ -218,10 +351,21 @@ def write_trajectory(
         ("edges", edges),
         ("cutoff", cutoff),
         ("time_step_fs", time_step_fs),
+        ("offsets", None if offsets is None else np.asarray(offsets, dtype=np.int64)),
+        ("trajectory_names", None if trajectory_names is None else np.array([str(n) for n in trajectory_names])),
+        ("length_unit", length_unit),
+        ("time_step", time_step),
+        ("time_unit", time_unit),
+        ("up_axis", up_axis),
+        ("display_exponent", display_exponent),
     ):
         if val is not None:
             arrays[key] = np.asarray(val)
     if metadata is not None:
         arrays["metadata"] = np.array(json.dumps(metadata, sort_keys=True))
+    if protocol is not None:
+        arrays["protocol"] = np.array(json.dumps(protocol, sort_keys=True))
+    if any(k in arrays for k in KNOWN_KEYS[KNOWN_KEYS.index("offsets"):]):
+        arrays["format_version"] = np.asarray(FORMAT_VERSION)
     trajectory_from_arrays(Path(path), arrays)
     return atomic_write_bytes(path, lambda fh: np.savez(fh, **arrays))

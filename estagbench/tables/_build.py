@@ -66,6 +66,9 @@ class Cell:
     skipped: str = ""
     #: the per-seed values (stored units) when built from records; ``()`` when read from a CSV
     values: tuple[float, ...] = ()
+    #: the record's length unit (``Å``), and its leakage line (``dataset/case: leakage: …``); "" for older records
+    length_unit: str = ""
+    leakage: str = ""
 
     @property
     def empty(self) -> bool:
@@ -280,6 +283,8 @@ def _cell(m: pd.DataFrame, metric: str) -> Cell:
         official=None if pd.isna(first["official_data"]) else bool(first["official_data"]),
         settings=_settings(first),
         implementation=str(first.get("implementation") or "") if not pd.isna(first.get("implementation")) else "",
+        length_unit=str(first["units"].get("length_unit") or "") if isinstance(first.get("units"), dict) else "",
+        leakage=_leakage_text(first),
     )
     params = pd.to_numeric(g["num_params"], errors="coerce").dropna() if "num_params" in g else pd.Series([])
     cell.num_params = int(params.max()) if len(params) else None
@@ -314,6 +319,34 @@ def _settings(rec: pd.Series) -> str:
     data = " ".join(f"{k}={_short(v)}" for k, v in sorted(dp.items()) if k != "history")
     train = " ".join(f"{k}={_short(tc[k])}" for k in ("lr", "weight_decay", "batch_size", "hidden") if k in tc)
     return f"{rec['dataset']}/{rec['case']}: {data}; {train}"
+
+
+def _leakage_text(rec: pd.Series) -> str:
+    from ..data.splits import describe_leakage
+
+    leak = rec.get("leakage")
+    if not isinstance(leak, dict) or "test_targets_in_train" not in leak:
+        return ""
+    return f"{rec['dataset']}/{rec['case']}: {describe_leakage(leak).removeprefix('leakage: ')}"
+
+
+def _units_text(table: Table) -> str:
+    """``test MSE ×10⁻³ Å² (…)``: the printed numbers' unit, from the records or the datasets' families."""
+    from ..data.catalog import DATASETS
+    from ..data.units import FAMILY_LENGTH_UNITS, scale_label
+
+    if not any(c.metric == "test_mse" for c in table.columns):
+        return ""
+    lengths = sorted({c.length_unit for c in table.cells.values() if c.n_seeds and c.length_unit})
+    if not lengths:
+        lengths = sorted({FAMILY_LENGTH_UNITS.get(DATASETS[d].family, "unit") for d in table.datasets.values()
+                          if d in DATASETS})
+    if not lengths:
+        return ""
+    scale = scale_label(table.spec.exponent)
+    unit = " or ".join(f"{u}²" for u in lengths)
+    return (f"test MSE{' ' + scale if scale else ''} {unit} (printed value = MSE · 10^{table.spec.exponent}; MSE = mean "
+            "over windows, nodes, channels and x/y/z of the squared error)")
 
 
 def _short(v: Any) -> str:
@@ -473,6 +506,12 @@ def describe(table: Table, extra: dict[str, str] | None = None) -> dict[str, str
         "seeds_per_cell": ",".join(map(str, nseeds)) if nseeds else "–",
         "statistic": "test MSE at the best-validation epoch; mean ± unbiased std over seeds",
     }
+    units = _units_text(table)
+    if units:
+        meta["units"] = units
+    leaks = sorted({c.leakage for c in filled if c.leakage})
+    if leaks:
+        meta["leakage"] = " | ".join(leaks)
     if filled:
         parts = []
         if unofficial:

@@ -214,7 +214,8 @@ def to_markdown(table: Table) -> str:
     spec = table.spec
     marks = table.marks()
     tied = not_distinguishable(table)
-    out = [f"**Table {spec.number}.** {spec.caption}. {_budget_line(table)}", ""]
+    title = f"Table {spec.number}." if spec.number else f"{spec.title}."  # number 0: a dataset's own table
+    out = [f"**{title}** {spec.caption}. {_budget_line(table)}", ""]
     with_params = any(c.num_params is not None for c in table.cells.values())  # tables made before 2026-12: none
     footnotes: list[str] = []  # reasons of skipped cells, numbered in order of appearance
     head = [spec.corner or " "] + [c.label for c in table.columns] + (["#params"] if with_params else [])

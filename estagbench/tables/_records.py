@@ -30,6 +30,8 @@ RECORD_COLUMNS = RESULT_COLUMNS + [
     "command",
     "versions",
     "machine",
+    "units",
+    "leakage",
 ]
 
 
@@ -71,6 +73,8 @@ def _row(rec: dict[str, Any]) -> dict[str, Any]:
         "command": rec.get("command") or "",
         "versions": prov.get("versions") or {},
         "machine": prov.get("machine") or {},
+        "units": dict(rec.get("units") or {}),
+        "leakage": dict(rec.get("leakage") or {}),
     }
 
 

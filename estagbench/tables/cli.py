@@ -18,6 +18,7 @@ __all__ = ["add_table_parsers"]
 
 def _cmd_tables(args: argparse.Namespace) -> int:
     from . import build_tables, get_table_spec, load_records, parse_table_selector, render
+    from ._dataset import dataset_table, is_paper_dataset
     from ._latex import check_latex
     from ._reproduce import command_line, provenance_of_cells, write_table
 
@@ -26,9 +27,11 @@ def _cmd_tables(args: argparse.Namespace) -> int:
     df = load_records(args.results)
     meta = {"results": str(args.results), "command": command_line(args._parser, args, "tables")}
     written: list[Path] = []
-    for n in parse_table_selector(args.table):
+    own = [d for d in args.dataset or [] if not is_paper_dataset(d)]  # datasets no paper table has: their own table
+    tables = [dataset_table(d, df, args.results, meta=meta, epochs=args.epochs, seeds=args.seeds) for d in own]
+    for n in parse_table_selector(args.table) if not own else []:
         spec = get_table_spec(n)
-        for table in build_tables(
+        tables += build_tables(
             spec,
             df,
             args.dataset,
@@ -38,17 +41,18 @@ def _cmd_tables(args: argparse.Namespace) -> int:
             meta=meta,
             drop_empty=args.drop_empty,
             interval=args.interval,
-        ):
-            table.meta.update(provenance_of_cells(table, df))
-            if args.out:
-                formats = [args.format] if args.format != "all" else ["csv", "markdown", "latex"]
-                written += write_table(table, args.out, formats, standalone=args.standalone)
-            else:
-                fmt = "markdown" if args.format == "all" else args.format
-                text = render(table, fmt, standalone=args.standalone)
-                if fmt == "latex":
-                    check_latex(text)
-                sys.stdout.write(text + "\n")
+        )
+    for table in tables:
+        table.meta.update(provenance_of_cells(table, df))
+        if args.out:
+            formats = [args.format] if args.format != "all" else ["csv", "markdown", "latex"]
+            written += write_table(table, args.out, formats, standalone=args.standalone)
+        else:
+            fmt = "markdown" if args.format == "all" else args.format
+            text = render(table, fmt, standalone=args.standalone)
+            if fmt == "latex":
+                check_latex(text)
+            sys.stdout.write(text + "\n")
     for p in written:
         print(p)
     return 0
@@ -135,7 +139,9 @@ def add_table_parsers(subparsers: Any) -> None:
         "--dataset",
         type=_names,
         default=None,
-        help="preferred dataset variant(s), e.g. adk-mini or motion-walk-30fps (default: one table per stored variant)",
+        help="preferred dataset variant(s) of the paper tables, e.g. adk-mini or motion-walk-30fps (default: one table "
+             "per stored variant); a dataset no paper table has (PATH.npz, motion-walk-35_01, peptide-*): its own "
+             "model × case table instead",
     )
     p.add_argument("--drop-empty", action="store_true", help="omit columns without any stored result")
     p.add_argument("--standalone", action="store_true", help="LaTeX: a complete compilable document")

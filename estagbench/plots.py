@@ -437,13 +437,14 @@ def add_plot_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _scale(dataset: str) -> tuple[float, str]:
-    from .data.catalog import get_dataset_spec
+    """The table scale and its label declared by ``dataset``'s registration (1 and "" if unknown)."""
+    from .data.registry import get_dataset
 
     try:
-        fam = get_dataset_spec(dataset).family
+        proto = get_dataset(dataset).protocol
     except KeyError:
         return 1.0, ""
-    return {"md17": (1e3, "×10⁻³"), "motion": (1e1, "×10⁻¹")}.get(fam, (1.0, ""))
+    return proto.scale, proto.unit
 
 
 def _read_rollout(paths: Sequence[Path]) -> pd.DataFrame:
@@ -465,7 +466,7 @@ def _read_rollout(paths: Sequence[Path]) -> pd.DataFrame:
 
 def run_plot_command(args: argparse.Namespace) -> list[Path]:
     """Dispatch ``estagbench plot <kind>``; return the written files."""
-    from .data.catalog import resolve_cases
+    from .data.registry import resolve_cases
 
     out = args.out or (Path(args.results) / "figures")
     kind = args.kind

@@ -40,6 +40,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from . import protocol as P
 from ._argtypes import positive_int
 from .data.base import CaseData
 from .types import Batch, DatasetInfo
@@ -146,7 +147,7 @@ def rollout_mse(
     info: DatasetInfo,
     x: Tensor,
     y: Tensor,
-    batch_size: int = 100,
+    batch_size: int = P.BATCH_SIZE,
     batch_transform: BatchTransform | None = None,
 ) -> Tensor:
     """Per-step MSE ``(steps,)`` (float64) of a rollout from ``x`` against ``y (S, steps, N, C, 3)``."""
@@ -259,7 +260,7 @@ def add_rollout_parser(sub: Any) -> None:
     p.add_argument("--steps", type=positive_int, default=10, help="frames predicted recurrently (default 10)")
     p.add_argument("--split", choices=["train", "val", "test"], default="test")
     p.add_argument("--seeds", type=_ints, default=None, help="comma list of seeds (default 1,2,3)")
-    p.add_argument("--epochs", type=positive_int, default=None, help="training epochs (default 500)")
+    p.add_argument("--epochs", type=positive_int, default=None, help=f"training epochs (default {P.EPOCHS})")
     p.add_argument("--threads", type=positive_int, default=1, help="torch CPU threads (default 1, as `estagbench run`)")
     p.add_argument("--out", type=Path, default=Path("estagbench-results"))
     p.add_argument("--no-progress", action="store_true")

@@ -22,11 +22,11 @@ def test_ci_runs_the_readme_test_command():
 
 
 def test_readme_main_command_uses_an_offline_dataset():
-    from estagbench.data.catalog import get_dataset_spec
+    from estagbench.data import get_dataset
 
     setup, _ = _readme_commands()
     dataset = re.search(r"--dataset (\S+)", setup).group(1)
-    assert get_dataset_spec(dataset).offline
+    assert get_dataset(dataset).offline
 
 
 def test_readme_adding_a_model_code_runs_as_written():

@@ -79,10 +79,12 @@ from typing import Any
 
 import numpy as np
 
+from .. import protocol as P
 from .base import CaseData, FileRecord, sha256_file
 from .download import download_file, resolve_data_dir
 from .errors import DataError, DataNotFoundError
 from .graphs import cutoff_adjacency
+from .registry import DataFile, Dataset, Protocol, register_dataset
 
 __all__ = [
     "CHANNELS",
@@ -103,6 +105,8 @@ __all__ = [
     "adk_equilibrium_paths",
     "download_adk_equilibrium",
     "parse_md_spec",
+    "AdK",
+    "ProteinFiles",
 ]
 
 DATASET = "adk"
@@ -157,8 +161,8 @@ _MINI_TRAJECTORIES = ("adk_dims.dcd", "adk_dims2.dcd")
 
 #: Per-case protocol defaults (protocol.md for ``equilibrium``; see the data card for ``mini``).
 CASE_DEFAULTS: dict[str, dict[str, Any]] = {
-    "equilibrium": {"history": 10, "stride": 5, "cutoff": 6.0, "split_fractions": (0.6, 0.2, 0.2)},
-    "mini": {"history": 10, "stride": 1, "cutoff": 6.0, "split_fractions": (0.6, 0.2, 0.2)},
+    "equilibrium": {"history": P.HISTORY, "stride": P.ADK_STRIDE, "cutoff": P.ADK_CUTOFF, "split_fractions": P.ADK_FRACTIONS},
+    "mini": {"history": P.HISTORY, "stride": 1, "cutoff": P.ADK_CUTOFF, "split_fractions": P.ADK_FRACTIONS},
 }
 _CASE_ALIASES = {"adk": "equilibrium", "adk-equilibrium": "equilibrium", "adk-mini": "mini"}
 
@@ -167,7 +171,7 @@ _CASE_ALIASES = {"adk": "equilibrium", "adk-equilibrium": "equilibrium", "adk-mi
 
 
 def adk_chronological_split(
-    num_frames: int, history: int, stride: int, fractions: Sequence[float] = (0.6, 0.2, 0.2)
+    num_frames: int, history: int, stride: int, fractions: Sequence[float] = P.ADK_FRACTIONS
 ) -> dict[str, np.ndarray]:
     """Chronological train/val/test blocks of window starts, as the authors' AdK loader cut them.
 
@@ -401,10 +405,10 @@ def load_adk(
     trajectories: Sequence[str | os.PathLike[str]],
     *,
     case: str,
-    history: int = 10,
-    stride: int = 5,
-    cutoff: float = 6.0,
-    fractions: Sequence[float] = (0.6, 0.2, 0.2),
+    history: int = P.HISTORY,
+    stride: int = P.ADK_STRIDE,
+    cutoff: float = P.ADK_CUTOFF,
+    fractions: Sequence[float] = P.ADK_FRACTIONS,
     node_features: str = "auto",
     o_aliases: Sequence[str] = DEFAULT_O_ALIASES,
     known_sha256: dict[str, str] | None = None,
@@ -752,3 +756,59 @@ def parse_md_spec(spec: str) -> tuple[Path, list[Path]]:
             "e.g. 'adk.psf::adk_dims.dcd'"
         )
     return Path(parts[0]), [Path(p) for p in parts[1:]]
+
+
+_ADK_OPTS = ("history", "stride", "split_fractions")
+_ADK_PROTOCOL = Protocol(history=P.HISTORY, stride=P.ADK_STRIDE, lr=P.LR_ADK,
+                         split="chronological blocks 0.6/0.2/0.2 of the window starts")
+
+
+@register_dataset("adk-mini", family="adk", cases=("mini",), table="2", offline=True, stride=1,
+                  description="AdK DIMS transition paths shipped by MDAnalysisTests (offline)")
+@register_dataset("adk", family="adk", cases=("equilibrium",), table="2",
+                  description="AdK equilibrium trajectory (MDAnalysisData adk_equilibrium), 4-channel residues (Table 2)")
+class AdK(Dataset):
+    """Adenylate kinase as 4-channel backbone residues (module data card)."""
+
+    protocol = _ADK_PROTOCOL
+    options = _ADK_OPTS
+
+    def files(self, case: str) -> tuple[DataFile, ...]:
+        if case == "mini":  # shipped by MDAnalysisTests (adk_mini_paths), or copied to <data_dir>/adk/
+            return tuple(DataFile(f"adk/{n}", "", h) for n, h in ADK_MINI_FILES.items())
+        return tuple(DataFile(f"{ADK_EQUILIBRIUM_DIR}/{f.filename}", f.url, f.sha256) for f in ADK_EQUILIBRIUM_FILES.values())
+
+    def download(self, case: str, data_dir: Path, force: bool = False) -> list[Path]:
+        if case == "mini":
+            topology, trajectories = adk_mini_paths(data_dir)  # nothing to fetch; says where they are looked for
+            return [topology, *trajectories]
+        return list(download_adk_equilibrium(data_dir, force=force).values())
+
+    def load(self, case: str, data_dir: Path, **opts: Any) -> CaseData:
+        return load_adk_case(case, data_dir, **opts)
+
+
+@register_dataset("md-files", family="adk", cases=(),
+                  description="TOPOLOGY::TRAJECTORY[::TRAJECTORY...]: any protein MDAnalysis reads, as AdK-style residues")
+class ProteinFiles(Dataset):
+    """``--dataset TOPOLOGY::TRAJ[::TRAJ]``: any protein MDAnalysis reads, as 4-channel residues."""
+
+    pattern = True
+    offline = True
+    protocol = _ADK_PROTOCOL
+    options = _ADK_OPTS
+
+    @classmethod
+    def for_name(cls, name: str) -> Dataset | None:
+        if "::" not in name:
+            return None
+        inst = cls()
+        inst.cases = (Path(name.split("::")[0]).stem,)
+        inst.spec = name  # type: ignore[attr-defined]
+        return inst
+
+    def load(self, case: str, data_dir: Path, **opts: Any) -> CaseData:  # noqa: ARG002
+        top, trajs = parse_md_spec(self.spec)  # type: ignore[attr-defined]
+        if "split_fractions" in opts:
+            opts["fractions"] = opts.pop("split_fractions")
+        return load_adk(top, trajs, case=case, **opts)

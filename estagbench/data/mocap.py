@@ -93,10 +93,12 @@ from typing import Any
 
 import numpy as np
 
+from .. import protocol as P
 from .base import CaseData, FileRecord, sha256_file
 from .download import download_file
 from .errors import DataError, DataNotFoundError
 from .graphs import adjacency_from_pairs, edge_features_z_hop, one_and_two_hop
+from .registry import DataFile, Dataset, Protocol, register_dataset
 from .splits import SPLITS, chronological_split
 from .trajectory import atomic_write_bytes
 
@@ -118,6 +120,7 @@ __all__ = [
     "motion_files",
     "download_motion",
     "load_motion",
+    "CMUMotion",
 ]
 
 URL_BASE = "http://mocap.cs.cmu.edu/subjects"
@@ -645,12 +648,12 @@ class MotionCaseSpec:
 
 
 CASES: dict[str, MotionCaseSpec] = {
-    "walk": MotionCaseSpec("35", WALK_TRIALS, "subjects/35", 120, 5, "walk", 300, 100),
+    "walk": MotionCaseSpec("35", WALK_TRIALS, "subjects/35", 120, P.MOTION_STRIDE, "walk", 300, 100),
     "basketball": MotionCaseSpec(
-        "102", tuple(range(1, 34)), "subjects/102", 120, 5, "basketball", 120, 100, min_frames=170
+        "102", tuple(range(1, 34)), "subjects/102", 120, P.MOTION_STRIDE, "basketball", 120, 100, min_frames=170
     ),
     "walk-30fps": MotionCaseSpec("35", WALK_TRIALS, "35_30fps", 30, 1, "walk", 75, 75, official_files=False),
-    "walk-35_01": MotionCaseSpec("35", (1,), "subjects/35", 120, 5, "chronological"),
+    "walk-35_01": MotionCaseSpec("35", (1,), "subjects/35", 120, P.MOTION_STRIDE, "chronological"),
 }
 
 
@@ -750,9 +753,9 @@ def _draw_starts(
 def load_motion(
     case: str,
     data_dir: str | os.PathLike[str],
-    history: int = 10,
+    history: int = P.HISTORY,
     stride: int | None = None,
-    seed: int = 100,
+    seed: int = P.SPLIT_SEED,
 ) -> CaseData:
     """Load a CMU motion case as :class:`CaseData` (dataset ``"motion"``).
 
@@ -877,3 +880,34 @@ def load_motion(
         },
         notes=notes,
     )
+
+
+_CMU = "CMU mocap subject"
+
+
+@register_dataset("motion-basketball", family="motion", cases=("basketball",), table="3",
+                  description=f"{_CMU} 102 basketball, 120 fps (Table 3)")
+@register_dataset("motion-walk-35_01", family="motion", cases=("walk-35_01",), split="chronological 0.6/0.2/0.2",
+                  description="CMU mocap trial 35_01 alone, 120 fps, chronological split")
+@register_dataset("motion-walk-30fps", family="motion", cases=("walk-30fps",), table="3", stride=1,
+                  description=f"{_CMU} 35 walk, 30 fps conversions")
+@register_dataset("motion-walk", family="motion", cases=("walk",), table="3",
+                  description=f"{_CMU} 35 walk, 120 fps originals (Table 3)")
+class CMUMotion(Dataset):
+    """CMU motion capture cases (module data card): ASF skeleton + AMC trials, forward kinematics to joints."""
+
+    protocol = Protocol(history=P.HISTORY, stride=P.MOTION_STRIDE, lr=P.LR_MOTION, scale=P.MOTION_SCALE, unit="×10⁻¹",
+                        split="per-trial random starts over fixed trial lists, seed 100")
+
+    def files(self, case: str) -> tuple[DataFile, ...]:
+        spec = _spec(case)
+        asf, amcs = motion_files(case, ".")
+        url = "" if case == "walk-30fps" else f"{URL_BASE}/{spec.subject}"  # 30 fps files are derived, not fetched
+        return tuple(DataFile(str(Path("cmu_mocap") / spec.folder / p.name), f"{url}/{p.name}" if url else "",
+                              KNOWN_SHA256.get(p.name) if spec.official_files else None) for p in (asf, *amcs))
+
+    def download(self, case: str, data_dir: Path, force: bool = False) -> list[Path]:
+        return download_motion(case, data_dir, force=force)  # also derives the 30 fps files
+
+    def load(self, case: str, data_dir: Path, **opts: Any) -> CaseData:
+        return load_motion(case, data_dir, **opts)

@@ -34,11 +34,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .. import protocol as P
 from .base import CaseData
+from .registry import Dataset, Protocol, register_dataset
 from .trajectory import read_trajectory
 from .trajectory_case import case_from_trajectory
 
-__all__ = ["PEPTIDE_CASES", "load_peptide", "peptide_settings"]
+__all__ = ["PEPTIDE_CASES", "Peptide", "load_peptide", "peptide_settings"]
 
 #: case name (= solvent) of each dataset ``peptide-<case>``
 PEPTIDE_CASES = ("explicit", "implicit", "vacuum")
@@ -108,3 +110,23 @@ def load_peptide(
         f"file {path.name}; the solvent is not observed"
     )
     return data
+
+
+_ABOUT = "Val-Glu-Val tripeptide (MDAnalysisTests bala.prmtop), OpenMM"
+
+
+@register_dataset("peptide-vacuum", family="peptide", cases=("vacuum",), description=f"{_ABOUT} in vacuum; generated offline")
+@register_dataset("peptide-implicit", family="peptide", cases=("implicit",),
+                  description=f"{_ABOUT} with GBn2 implicit water; generated offline")
+@register_dataset("peptide-explicit", family="peptide", cases=("explicit",),
+                  description=f"{_ABOUT} with explicit TIP3P water (solvent hidden); generated offline")
+class Peptide(Dataset):
+    """A simulated solvated peptide (module data card); the trajectory is generated and cached on first use."""
+
+    offline = True
+    options = ("history", "stride", "split_margin", "split_fractions", "split_caps")
+    protocol = Protocol(lr=P.LR_MD17, scale=P.MD17_SCALE, unit="×10⁻³",
+                        split="MD17 rules, margin 0, fractions 0.3/0.15/0.15, seed 100")
+
+    def load(self, case: str, data_dir: Path, **opts: Any) -> CaseData:
+        return load_peptide(case, data_dir, **opts)

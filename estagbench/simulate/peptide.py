@@ -68,6 +68,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import protocol as P
 from ..data.errors import DataError, DataNotFoundError
 from ..data.trajectory import read_trajectory, write_trajectory
 
@@ -93,11 +94,11 @@ GENERATOR_VERSION = 2
 #: Split/window protocol written into every file's ``metadata["protocol"]``
 #: (read by :func:`estagbench.data.trajectory_case.case_from_trajectory`).
 DEFAULT_PROTOCOL: dict[str, Any] = {
-    "history": 10,
-    "stride": 10,
-    "split_margin": 0,
-    "split_fractions": [0.3, 0.15, 0.15],
-    "split_caps": [500, 2000, 2000],
+    "history": P.HISTORY,
+    "stride": P.MD17_STRIDE,
+    "split_margin": P.TRAJECTORY_MARGIN,
+    "split_fractions": list(P.TRAJECTORY_FRACTIONS),
+    "split_caps": list(P.MD17_CAPS),
 }
 #: 1-hop graph cutoff written into heavy-atom files (Å).  MD17's λ = 1.6 Å (protocol.md)
 #: is too tight here: at 300 K the peptide's C-C bonds (1.53 Å) stretch to 1.67 Å, and

@@ -198,3 +198,7 @@ class MD17(Dataset):
 
     def load(self, case: str, data_dir: Path, **opts: Any) -> CaseData:
         return load_md17(case, data_dir, **opts)
+
+    def small_instance(self) -> tuple[str, dict[str, Any]] | None:
+        """The 2000-frame ethanol excerpt of the shared data, with the overrides it needs (README, Data)."""
+        return "ethanol", {"split_margin": 0, "split_fractions": P.TRAJECTORY_FRACTIONS}

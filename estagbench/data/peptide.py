@@ -130,3 +130,7 @@ class Peptide(Dataset):
 
     def load(self, case: str, data_dir: Path, **opts: Any) -> CaseData:
         return load_peptide(case, data_dir, **opts)
+
+    def small_instance(self) -> tuple[str, dict[str, Any]] | None:
+        """None: a first load runs an OpenMM simulation (minutes); tests/test_simulate.py covers it on a short run."""
+        return None

@@ -168,6 +168,11 @@ class Dataset:
         """Parse the raw files of ``case`` and split them into windows (protocol overrides in ``opts``)."""
         raise NotImplementedError(f"dataset {self.name!r} ({type(self).__qualname__}) does not implement load()")
 
+    def small_instance(self) -> tuple[str, dict[str, Any]] | None:
+        """A cheap ``(case, load overrides)`` for the generated contract tests (tests/test_contracts.py);
+        None where loading any case is too costly there (say why in the override's docstring)."""
+        return (self.cases[0], {}) if self.cases else None
+
     @classmethod
     def for_name(cls, name: str) -> Dataset | None:  # noqa: ARG003
         """For a ``pattern`` dataset: the instance for ``name`` if the pattern matches it, else None."""

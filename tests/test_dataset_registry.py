@@ -1,0 +1,116 @@
+"""The dataset registry: registration forms, strict names, plugins, option filtering, the CLI's use of it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from estagbench.data import CaseData, Dataset, Protocol, get_dataset, list_datasets, load_case, register_dataset
+from estagbench.data import registry as reg
+from estagbench.data.splits import chronological_split
+from estagbench.registry import UnknownNameError
+
+
+def _toy_case(case: str, history: int, stride: int) -> CaseData:
+    pos = np.cumsum(np.random.default_rng(0).normal(size=(60, 3, 1, 3)), axis=0)
+    starts = chronological_split(len(pos), history, stride)
+    return CaseData(dataset="toy", case=case, trajectories=[pos], node_features=np.ones((3, 1)),
+                    edge_index=np.array([[0, 1, 1, 2], [1, 0, 2, 1]]), edge_attr=np.ones((4, 1)),
+                    windows={k: np.stack([np.zeros_like(v), v], axis=1) for k, v in starts.items()},
+                    history=history, stride=stride)
+
+
+@pytest.fixture
+def clean_registry(monkeypatch):
+    """Registrations made by a test vanish after it."""
+    reg._load()
+    monkeypatch.setattr(reg, "_DATASETS", dict(reg._DATASETS))
+    monkeypatch.setattr(reg, "_PATTERNS", list(reg._PATTERNS))
+
+
+def test_builtins_are_registered_with_their_protocol() -> None:
+    names = list_datasets()
+    for n in ("md17", "adk", "adk-mini", "motion-walk", "motion-walk-30fps", "motion-walk-35_01",
+              "motion-basketball", "peptide-explicit", "peptide-implicit", "peptide-vacuum"):
+        assert n in names
+    md17 = get_dataset("md17")
+    assert (md17.protocol.history, md17.protocol.stride, md17.lr, md17.scale, md17.table) == (10, 10, 5e-3, 1e3, "1")
+    assert get_dataset("adk").protocol.stride == 5 and get_dataset("adk-mini").protocol.stride == 1
+    assert get_dataset("motion-walk-30fps").protocol.stride == 1 and get_dataset("motion-walk").lr == 5e-3
+    assert get_dataset("x/run.npz").family == "npz" and get_dataset("a.psf::b.dcd").cases == ("a",)
+
+
+def test_class_and_function_registration(clean_registry) -> None:
+    @register_dataset("zz-toy", family="toy", cases=("a",), description="toy", stride=2)
+    class Toy(Dataset):
+        protocol = Protocol(history=4, stride=1, lr=1e-3)
+
+        def load(self, case, data_dir, history=None, stride=None):
+            return _toy_case(case, history or self.protocol.history, stride or self.protocol.stride)
+
+    @register_dataset("zz-toy-fn", family="toy", cases=("b",), history=3, stride=1, lr=1e-3, options=("history",))
+    def toy(case, data_dir, history=3):
+        """a toy loader"""
+        return _toy_case(case, history, 1)
+
+    assert get_dataset("zz-toy").protocol == Protocol(history=4, stride=2, lr=1e-3)
+    assert load_case("zz-toy").stride == 2
+    assert get_dataset("zz-toy-fn").description == "a toy loader"
+    with pytest.warns(UserWarning, match=r"zz-toy-fn: option\(s\) \['split_margin'\] do not apply"):
+        data = load_case("zz-toy-fn", history=5, split_margin=3, stride=None)
+    assert data.history == 5
+
+
+def test_strict_names(clean_registry) -> None:
+    with pytest.raises(ValueError, match="registered twice"):
+        @register_dataset("md17", family="md17", cases=("x",))
+        class Again(Dataset):
+            pass
+    with pytest.raises(ValueError, match="lowercase"):
+        register_dataset("Bad Name", family="x", cases=("a",))
+    with pytest.raises(TypeError, match="unknown keyword"):
+        register_dataset("zz-ok", family="x", cases=("a",), learning_rate=1.0)
+    with pytest.raises(ValueError, match="declares no cases"):
+        register_dataset("zz-empty", family="x", cases=())(type("E", (Dataset,), {}))
+    with pytest.raises(UnknownNameError, match=r"Did you mean 'md17'"):
+        get_dataset("md71")
+    with pytest.raises(UnknownNameError, match="unknown case"):
+        load_case("md17", "ethanl")
+
+
+def test_broken_plugin_warns(monkeypatch, clean_registry) -> None:
+    import importlib.metadata as md
+
+    class EP:
+        name = "broken"
+        dist = type("D", (), {"name": "broken-dist"})()
+
+        def load(self):
+            raise ImportError("no such module")
+
+    monkeypatch.setattr(reg, "_LOADED", False)
+    monkeypatch.setattr(md, "entry_points", lambda group: [EP()] if group == reg.ENTRY_POINT_GROUP else [])
+    with pytest.warns(RuntimeWarning, match="broken-dist"):
+        reg._load()
+
+
+def test_verify_names_the_file_and_the_fix(tmp_path) -> None:
+    from estagbench.data import ChecksumError, DataNotFoundError
+
+    mini = get_dataset("adk-mini")
+    with pytest.raises(DataNotFoundError, match=r"adk/adk.psf not found .*estagbench download adk-mini"):
+        mini.verify("mini", tmp_path)
+    (tmp_path / "adk").mkdir()
+    for f in mini.files("mini"):
+        (tmp_path / f.name).write_bytes(b"not the file")
+    with pytest.raises(ChecksumError, match=r"adk.psf: SHA-256 [0-9a-f]{64}, expected 96cec916.*--force"):
+        mini.verify("mini", tmp_path)
+
+
+def test_download_command_reads_the_registry(tmp_path, capsys) -> None:
+    from estagbench.cli import main
+
+    assert main(["download", "peptide-vacuum", "--data-dir", str(tmp_path)]) == 0
+    assert "peptide-vacuum/vacuum: nothing to download" in capsys.readouterr().out
+    assert main(["download", "md71", "--data-dir", str(tmp_path)]) == 2
+    assert "Did you mean 'md17'" in capsys.readouterr().err

@@ -10,75 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from . import protocol as P
-from ._argtypes import nonnegative_int, positive_int
+from ._argtypes import DEFAULT_OUT, add_data_args, data_opts, hparams, ints, names, positive_int
 from .registry import UnknownNameError
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "add_data_args", "data_opts", "DEFAULT_OUT"]
 
-DEFAULT_OUT = Path("estagbench-results")
-
-
-def _floats(text: str) -> tuple[float, ...]:
-    try:
-        return tuple(float(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
-
-
-def _ints(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-
-
-def _names(text: str) -> list[str]:
-    return [v.strip() for v in text.split(",") if v.strip()]
-
-
-def _hparams(text: str) -> dict[str, Any]:
-    """``key=value,key=value`` with values parsed as int, float, bool or string."""
-    out: dict[str, Any] = {}
-    for item in _names(text):
-        if "=" not in item:
-            raise argparse.ArgumentTypeError(f"expected key=value, got {item!r}")
-        key, raw = item.split("=", 1)
-        val: Any = raw
-        for conv in (int, float):
-            try:
-                val = conv(raw)
-                break
-            except ValueError:
-                continue
-        if raw.lower() in ("true", "false"):
-            val = raw.lower() == "true"
-        out[key.strip().replace("-", "_")] = val
-    return out
-
-
-def add_data_args(p: argparse.ArgumentParser, dataset_required: bool = True) -> None:
-    """Dataset selection and protocol overrides shared by run/rollout/reproduce."""
-    p.add_argument("--dataset", required=dataset_required,
-                   help="a registered dataset (`estagbench datasets` lists them, e.g. md17, adk-mini, motion-walk), "
-                        "PATH.npz (your trajectory, docs/trajectory-format.md) or "
-                        "TOPOLOGY::TRAJECTORY[::TRAJECTORY...] (any protein MDAnalysis reads, as AdK-style residues)")
-    p.add_argument("--molecules", "--cases", dest="cases", type=_names, default=None,
-                   help="comma list of cases (MD17 molecules); default: all cases of the dataset")
-    p.add_argument("--data-dir", type=Path, default=None, help="data cache (default $ESTAGBENCH_DATA or ~/.cache/estagbench)")
-    p.add_argument("--history", type=positive_int, default=None, help=f"T, frames fed to the model (default {P.HISTORY})")
-    p.add_argument("--stride", type=positive_int, default=None, help="Δ, frames between two inputs (dataset default)")
-    p.add_argument("--split-margin", type=nonnegative_int, default=None,
-                   help=f"frames excluded at both ends of an MD17 trajectory (MD17 default {P.MD17_MARGIN}; "
-                        f"PATH.npz default {P.TRAJECTORY_MARGIN})")
-    p.add_argument("--split-fractions", type=_floats, default=None,
-                   help=f"train,val,test fractions (MD17 default {','.join(map(str, P.MD17_FRACTIONS))})")
-    p.add_argument("--split-caps", type=_ints, default=None,
-                   help=f"train,val,test caps (MD17 default {','.join(map(str, P.MD17_CAPS))})")
-
-
-def data_opts(args: argparse.Namespace) -> dict[str, Any]:
-    return {"history": args.history, "stride": args.stride, "split_margin": args.split_margin,
-            "split_fractions": args.split_fractions, "split_caps": args.split_caps}
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -192,6 +128,7 @@ PLUGGABLE: list[tuple[str, str]] = [
     ("estagbench.rollout", "add_rollout_parser"),
     ("estagbench.simulate.cli", "add_simulate_parser"),
     ("estagbench.tables.cli", "add_table_parsers"),
+    ("estagbench.plots", "add_plot_parser"),
     ("estagbench.bench", "add_bench_parser"),
 ]
 
@@ -203,12 +140,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="train and evaluate models on a dataset (resumes finished cells)")
     p.add_argument("--models", default="all", help="'all' or a comma list (see `estagbench models`)")
     add_data_args(p)
-    p.add_argument("--seeds", type=_ints, default=None, help=f"comma list of seeds (default {','.join(map(str, P.SEEDS))})")
-    p.add_argument("--epochs", type=positive_int, default=None, help=f"training epochs (preset default: paper {P.EPOCHS}, quick 10)")
+    p.add_argument("--seeds", type=ints, default=None,
+                   help=f"comma list of seeds (default {','.join(map(str, P.SEEDS))})")
+    p.add_argument("--epochs", type=positive_int, default=None,
+                   help=f"training epochs (preset default: paper {P.EPOCHS}, quick 10)")
     p.add_argument("--preset", choices=["paper", "quick"], default="paper")
     p.add_argument("--lr", type=float, default=None, help="override the dataset's learning rate")
     p.add_argument("--batch-size", type=positive_int, default=None, help=f"default {P.BATCH_SIZE}")
-    p.add_argument("--model-hparams", type=_hparams, default=None,
+    p.add_argument("--model-hparams", type=hparams, default=None,
                    help="model hyper-parameters, e.g. layers=3 (part of the config hash)")
     p.add_argument("--optimizer", choices=["adam-fused", "adam"], default="adam-fused",
                    help="Adam as one fused kernel (default) or PyTorch's per-tensor loop (results stored before 2026-12)")
@@ -231,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("download", help="download a dataset into the cache")
     p.add_argument("dataset", help="a registered dataset (`estagbench datasets`); offline ones have nothing to fetch")
-    p.add_argument("--molecules", "--cases", dest="cases", type=_names, default=None)
+    p.add_argument("--molecules", "--cases", dest="cases", type=names, default=None)
     p.add_argument("--data-dir", type=Path, default=None)
     p.add_argument("--force", action="store_true", help="download again even if the file exists")
     p.set_defaults(func=cmd_download)

@@ -400,9 +400,24 @@ def _colors(n: int) -> list[Any]:
 
 
 # --------------------------------------------------------------------------- command line
+def add_plot_parser(subparsers: Any) -> None:
+    """Add ``estagbench plot`` (called by :func:`estagbench.cli.build_parser`)."""
+    p = subparsers.add_parser("plot", help="figures (PNG + PDF): curves, rollout, attention, tsweep, sample")
+    add_plot_arguments(p)
+    p.set_defaults(func=_cmd_plot)
+
+
+def _cmd_plot(args: argparse.Namespace) -> int:
+    for path in run_plot_command(args):
+        print(path)
+    return 0
+
+
 def add_plot_arguments(p: argparse.ArgumentParser) -> None:
     """Arguments of ``estagbench plot``."""
-    from .cli import DEFAULT_OUT, _ints, _names
+    from ._argtypes import DEFAULT_OUT
+    from ._argtypes import ints as _ints
+    from ._argtypes import names as _names
 
     p.add_argument("kind", choices=PLOT_KINDS, help="curves | rollout | attention | tsweep | sample")
     p.add_argument("--results", type=Path, default=DEFAULT_OUT, help="results store (default ./estagbench-results)")

@@ -235,7 +235,7 @@ def rollout_case(
 
 
 def _cmd_rollout(args: argparse.Namespace) -> int:
-    from .cli import data_opts
+    from ._argtypes import data_opts
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -251,7 +251,9 @@ def _cmd_rollout(args: argparse.Namespace) -> int:
 
 def add_rollout_parser(sub: Any) -> None:
     """``estagbench rollout``: per-step MSE of recurrent forecasting (Figure 5)."""
-    from .cli import _ints, _names, add_data_args
+    from ._argtypes import add_data_args
+    from ._argtypes import ints as _ints
+    from ._argtypes import names as _names
 
     p = sub.add_parser("rollout", help="rollout MSE per step (App. D.4, Figure 5); trains or reuses stored runs")
     p.add_argument("--models", "--model", dest="models", type=_names, required=True,

@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 
 from . import protocol as P
+
 __all__ = ["DatasetInfo", "Batch"]
 
 

@@ -21,7 +21,7 @@ decorators, e.g. the four CMU motion datasets).  A plain function
 keywords then give its protocol.
 
 Built-in datasets register from their modules in :mod:`estagbench.data`, found by walking
-the package; other packages add theirs through the entry-point group
+the package, and from :data:`BUILTIN_ELSEWHERE`; other packages add theirs through the entry-point group
 ``estagbench.datasets`` (each entry point names a module whose import registers).
 Names are strict: a duplicate raises and shows both modules; an unknown name raises with
 close matches.  ``estagbench datasets``, ``download``, ``run`` and ``tables`` read only
@@ -60,6 +60,9 @@ __all__ = [
 ]
 
 ENTRY_POINT_GROUP = "estagbench.datasets"
+#: Built-in dataset modules outside this package, loaded like plugins: the simulated peptides live beside
+#: their generator in the simulate layer, which imports the data layer (never the other way round).
+BUILTIN_ELSEWHERE = ("estagbench.simulate.dataset",)
 
 
 @dataclass(frozen=True)
@@ -277,6 +280,8 @@ def _load() -> None:
     for mod in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
         if not mod.name.startswith("_"):
             importlib.import_module(f"estagbench.data.{mod.name}")
+    for name in BUILTIN_ELSEWHERE:
+        importlib.import_module(name)
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         try:
             ep.load()

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .. import protocol as P
+
 __all__ = ["md17_split", "chronological_split", "split_hash", "SPLITS", "check_disjoint"]
 
 SPLITS = ("train", "val", "test")

@@ -1,5 +1,8 @@
 """Simulated solvated peptide: datasets ``peptide-explicit``, ``peptide-implicit``, ``peptide-vacuum``.
 
+The datasets live beside their generator (:mod:`estagbench.simulate.peptide`), not in
+:mod:`estagbench.data`: the data layer never imports the simulation (which imports it).
+
 Data card
 ---------
 * Source: generated on demand with OpenMM by :mod:`estagbench.simulate.peptide` from the
@@ -35,10 +38,10 @@ from pathlib import Path
 from typing import Any
 
 from .. import protocol as P
-from .base import CaseData
-from .registry import Dataset, Protocol, register_dataset
-from .trajectory import read_trajectory
-from .trajectory_case import case_from_trajectory
+from ..data.base import CaseData
+from ..data.registry import Dataset, Protocol, register_dataset
+from ..data.trajectory import read_trajectory
+from ..data.trajectory_case import case_from_trajectory
 
 __all__ = ["PEPTIDE_CASES", "Peptide", "load_peptide", "peptide_settings"]
 
@@ -48,7 +51,7 @@ PEPTIDE_CASES = ("explicit", "implicit", "vacuum")
 
 def peptide_settings(case: str, **overrides: Any) -> Any:
     """The default :class:`~estagbench.simulate.peptide.PeptideSettings` of a case, with overrides."""
-    from ..simulate.peptide import PeptideSettings
+    from .peptide import PeptideSettings
 
     if case not in PEPTIDE_CASES:
         raise KeyError(f"unknown peptide case {case!r}; valid: {', '.join(PEPTIDE_CASES)} "
@@ -88,7 +91,7 @@ def load_peptide(
     CaseData with ``dataset="peptide"``, ``case=case``, one trajectory
     ``(frames, N, 1, 3)`` in Å; ``params`` adds the simulation settings hash.
     """
-    from ..simulate.peptide import generate_peptide
+    from .peptide import generate_peptide
 
     if settings is None:
         settings = peptide_settings(case)

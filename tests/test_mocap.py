@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from estagbench.data import mocap
+from estagbench.data.mocap import dataset as mocap  # cases, download and loader (URL_BASE is read there)
 from estagbench.data.errors import ChecksumError, DataError, DataNotFoundError
 from estagbench.data.mocap import (
     ASF_UNIT_METRES,

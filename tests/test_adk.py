@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from estagbench.data import ChecksumError, DataError, DataNotFoundError
-from estagbench.data import adk as adk_mod
+from estagbench.data.adk import dataset as adk_mod  # files, download, named cases (ADK_EQUILIBRIUM_FILES is read there)
 from estagbench.data.adk import (
     ADK_EQUILIBRIUM_FILES,
     CA_CHANNEL,

@@ -18,6 +18,7 @@ FORBIDDEN: list[tuple[str, str]] = [
     *[(low, high) for low in ("estagbench.data", "estagbench.models", "estagbench.nn", "baselines")
       for high in ("estagbench.tables", "estagbench.plots", "estagbench.cli", "estagbench.runner",
                    "estagbench.rollout", "estagbench.bench", "estagbench.simulate")],
+    *[(low, "estagbench.data") for low in ("estagbench.models", "estagbench.nn", "baselines")],
     ("estagbench.tables", "estagbench.plots"),
     ("estagbench.tables", "estagbench.cli"),
     ("estagbench.plots", "estagbench.cli"),

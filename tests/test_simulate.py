@@ -143,7 +143,7 @@ def test_solute_system_has_exactly_the_solute_terms():
     """
     from openmm import app, unit
 
-    from estagbench.simulate.peptide import _read_coordinates, _solute_atoms, _solute_system
+    from estagbench.simulate.system import _read_coordinates, _solute_atoms, _solute_system
 
     top, crd = shipped_system_files()
     prm = app.AmberPrmtopFile(str(top))

@@ -128,7 +128,7 @@ PLUGGABLE: list[tuple[str, str]] = [
     ("estagbench.rollout", "add_rollout_parser"),
     ("estagbench.simulate.cli", "add_simulate_parser"),
     ("estagbench.tables.cli", "add_table_parsers"),
-    ("estagbench.plots", "add_plot_parser"),
+    ("estagbench.plots.cli", "add_plot_parser"),
     ("estagbench.bench", "add_bench_parser"),
 ]
 

@@ -1,4 +1,5 @@
-"""The dataset registry: registration forms, strict names, plugins, option filtering, the CLI's use of it."""
+"""The dataset registry: registration forms, strict names, option filtering, verify, the CLI's use of it
+(a broken plugin: tests/test_registry.py, for both registries)."""
 
 from __future__ import annotations
 
@@ -76,22 +77,6 @@ def test_strict_names(clean_registry) -> None:
         get_dataset("md71")
     with pytest.raises(UnknownNameError, match="unknown case"):
         load_case("md17", "ethanl")
-
-
-def test_broken_plugin_warns(monkeypatch, clean_registry) -> None:
-    import importlib.metadata as md
-
-    class EP:
-        name = "broken"
-        dist = type("D", (), {"name": "broken-dist"})()
-
-        def load(self):
-            raise ImportError("no such module")
-
-    monkeypatch.setattr(reg, "_LOADED", False)
-    monkeypatch.setattr(md, "entry_points", lambda group: [EP()] if group == reg.ENTRY_POINT_GROUP else [])
-    with pytest.warns(RuntimeWarning, match="broken-dist"):
-        reg._load()
 
 
 def test_verify_names_the_file_and_the_fix(tmp_path) -> None:

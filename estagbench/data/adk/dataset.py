@@ -150,20 +150,9 @@ def load_adk_equilibrium(
             download_adk_equilibrium(data_dir)
         else:
             raise DataNotFoundError(_missing_equilibrium_message(missing))
-    d = CASE_DEFAULTS["equilibrium"]
-    case = load_adk(
-        paths["topology"],
-        [paths["trajectory"]],
-        case="equilibrium",
-        history=d["history"] if history is None else history,
-        stride=d["stride"] if stride is None else stride,
-        cutoff=d["cutoff"] if cutoff is None else cutoff,
-        fractions=d["split_fractions"] if split_fractions is None else tuple(split_fractions),
-        node_features="charges",
-        known_sha256={f.filename: f.sha256 for f in ADK_EQUILIBRIUM_FILES.values()},
-    )
-    _warn_non_official(case)
-    return case
+    known = {f.filename: f.sha256 for f in ADK_EQUILIBRIUM_FILES.values()}
+    return _load_named("equilibrium", paths["topology"], [paths["trajectory"]], known,
+                       history=history, stride=stride, cutoff=cutoff, split_fractions=split_fractions)
 
 
 def adk_mini_paths(data_dir: str | os.PathLike[str] | None = None) -> tuple[Path, list[Path]]:
@@ -195,18 +184,18 @@ def load_adk_mini(
 ) -> CaseData:
     """The offline ``adk-mini`` case: AdK DIMS paths of ``MDAnalysisTests`` (T = 10, Δ = 1; see the data card)."""
     topology, trajectories = adk_mini_paths(data_dir)
-    d = CASE_DEFAULTS["mini"]
-    case = load_adk(
-        topology,
-        trajectories,
-        case="mini",
-        history=d["history"] if history is None else history,
-        stride=d["stride"] if stride is None else stride,
-        cutoff=d["cutoff"] if cutoff is None else cutoff,
-        fractions=d["split_fractions"] if split_fractions is None else tuple(split_fractions),
-        node_features="charges",
-        known_sha256=ADK_MINI_FILES,
-    )
+    return _load_named("mini", topology, trajectories, ADK_MINI_FILES,
+                       history=history, stride=stride, cutoff=cutoff, split_fractions=split_fractions)
+
+
+def _load_named(
+    name: str, topology: Path, trajectories: list[Path], known_sha256: dict[str, str], **overrides: Any
+) -> CaseData:
+    """A named case: :data:`CASE_DEFAULTS` under the non-None ``overrides``, charges as node features,
+    files checked against ``known_sha256`` (a mismatch warns and marks the results non-official)."""
+    d = {**CASE_DEFAULTS[name], **{k: v for k, v in overrides.items() if v is not None}}
+    case = load_adk(topology, trajectories, case=name, history=d["history"], stride=d["stride"], cutoff=d["cutoff"],
+                    fractions=tuple(d["split_fractions"]), node_features="charges", known_sha256=known_sha256)
     _warn_non_official(case)
     return case
 

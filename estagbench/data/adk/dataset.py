@@ -174,6 +174,8 @@ def adk_mini_paths(data_dir: str | os.PathLike[str] | None = None) -> tuple[Path
     )
 
 
+# Deliberate repetition: the two named cases keep their own public, typed signatures (the same overrides as
+# load_adk_equilibrium); their bodies share _load_named.
 def load_adk_mini(
     data_dir: str | os.PathLike[str] | None = None,
     *,

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from . import protocol as P
+from .evaluate import mse
 from .types import Batch, DatasetInfo
 
 __all__ = [
@@ -158,7 +159,7 @@ def training_losses(model: nn.Module, batch: Batch, steps: int, lr: float = P.LR
     optim = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
 
     def loss() -> Tensor:
-        return torch.mean((model(batch) - batch.y) ** 2)
+        return mse(model(batch), batch.y)
 
     with torch.no_grad():
         before = float(loss())

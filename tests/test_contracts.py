@@ -30,6 +30,7 @@ from estagbench import create_model, get_model_entry, list_models
 from estagbench import protocol as P
 from estagbench.data import DataFile, Dataset, get_dataset, list_datasets
 from estagbench.data.errors import DataNotFoundError
+from estagbench.evaluate import mse
 from estagbench.testing import equivariance_error, random_batch, random_info
 from estagbench.types import Batch, DatasetInfo
 
@@ -84,7 +85,7 @@ def test_output_shape_and_backward(built) -> None:
         assert not params or all(p.numel() == 0 for p in params), f"{name} is registered trains=False but has parameters"
         return
     assert params, f"{name} is registered trains=True but has no parameters"
-    torch.mean((out - batch.y) ** 2).backward()
+    mse(out, batch.y).backward()
     grads = [p.grad for p in params if p.grad is not None]
     assert grads and all(torch.isfinite(g).all() for g in grads)
     assert any(g.abs().sum() > 0 for g in grads), f"{name}: every gradient is zero"

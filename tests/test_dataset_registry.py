@@ -99,3 +99,20 @@ def test_download_command_reads_the_registry(tmp_path, capsys) -> None:
     assert "peptide-vacuum/vacuum: nothing to download" in capsys.readouterr().out
     assert main(["download", "md71", "--data-dir", str(tmp_path)]) == 2
     assert "Did you mean 'md17'" in capsys.readouterr().err
+
+
+def test_every_table_column_names_registered_datasets_of_that_table() -> None:
+    """The paper tables (tables/_specs.py) and the registry agree: every dataset a column may be filled
+    from is registered, has the column's case, and declares the main table (1-3) its family belongs to."""
+    from estagbench.tables import TABLES
+
+    main_table = {"md17": "1", "adk": "2", "motion": "3"}
+    for number, spec in TABLES.items():
+        for col in spec.columns:
+            for name in col.datasets:
+                ds = get_dataset(name)
+                assert col.case is None or col.case in ds.cases, (number, col.key, name)
+                if ds.table:
+                    assert ds.table == main_table[ds.family], (number, name, ds.table)
+                if number <= 3:
+                    assert ds.table == str(number), f"table {number} column {col.key} uses {name}, registered table={ds.table!r}"

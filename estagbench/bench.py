@@ -35,7 +35,7 @@ def synthetic_case(num_nodes: int = 13, history: int = P.HISTORY, batch_size: in
     steps = rng.normal(size=(num_nodes, 3))
     steps = 1.4 * steps / np.linalg.norm(steps, axis=1, keepdims=True)
     points = np.cumsum(steps, axis=0)
-    edge_index, hop = one_and_two_hop(cutoff_adjacency(points, 1.6))
+    edge_index, hop = one_and_two_hop(cutoff_adjacency(points, P.MD17_CUTOFF))
     z = rng.choice([6.0, 7.0, 8.0], size=num_nodes)
     info = DatasetInfo(
         dataset="md17", case="synthetic", num_nodes=num_nodes, num_channels=channels,

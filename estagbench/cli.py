@@ -66,8 +66,10 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
     for ds in dataset_entries():
         cases = ",".join(ds.cases)
-        print(f"{ds.name:20s} family={ds.family:8s} lr={ds.lr:g} {'offline ' if ds.offline else ''}"
-              f"cases={cases}\n    {ds.description}")
+        p = ds.protocol
+        table = f" table={ds.table}" if ds.table else ""
+        print(f"{ds.name:20s} family={ds.family:8s} T={p.history} Δ={p.stride} lr={p.lr:g}{table} "
+              f"{'offline ' if ds.offline else ''}cases={cases}\n    {ds.description}")
     for ds in dataset_entries(patterns=True)[len(dataset_entries()):]:
         usage, _, what = ds.description.partition(": ")
         print(f"{usage:20s} {what}")

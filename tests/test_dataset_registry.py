@@ -92,6 +92,20 @@ def test_verify_names_the_file_and_the_fix(tmp_path) -> None:
         mini.verify("mini", tmp_path)
 
 
+def test_datasets_command_lists_the_registry(capsys, clean_registry) -> None:
+    from estagbench.cli import main
+
+    @register_dataset("zz-listed", family="toy", cases=("a", "b"), description="listed toy", stride=3, lr=2e-3)
+    class Listed(Dataset):
+        pass
+
+    assert main(["datasets"]) == 0
+    out = capsys.readouterr().out
+    assert "zz-listed            family=toy      T=10 Δ=3 lr=0.002 cases=a,b\n    listed toy" in out
+    assert "md17                 family=md17     T=10 Δ=10 lr=0.005 table=1 cases=aspirin," in out
+    assert "PATH.npz" in out and "TOPOLOGY::TRAJECTORY" in out
+
+
 def test_download_command_reads_the_registry(tmp_path, capsys) -> None:
     from estagbench.cli import main
 

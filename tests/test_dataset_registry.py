@@ -130,3 +130,30 @@ def test_every_table_column_names_registered_datasets_of_that_table() -> None:
                     assert ds.table == main_table[ds.family], (number, name, ds.table)
                 if number <= 3:
                     assert ds.table == str(number), f"table {number} column {col.key} uses {name}, registered table={ds.table!r}"
+
+
+def test_base_download_and_verify_from_declared_files(tmp_path, clean_registry) -> None:
+    """A dataset that declares only files gets download (to .part, checked, renamed) and verify from the base class."""
+    import hashlib
+
+    from estagbench.data import ChecksumError, DataFile
+
+    src = tmp_path / "mirror" / "toy.bin"
+    src.parent.mkdir()
+    src.write_bytes(b"toy data")
+    good = hashlib.sha256(b"toy data").hexdigest()
+
+    @register_dataset("zz-remote", family="toy", cases=("a", "bad"))
+    class Remote(Dataset):
+        def files(self, case):
+            return (DataFile(f"zz/{case}.bin", src.as_uri(), good if case == "a" else "0" * 64),)
+
+    ds = get_dataset("zz-remote")
+    root = tmp_path / "cache"
+    assert ds.download("a", root) == [root / "zz" / "a.bin"]
+    assert (root / "zz" / "a.bin").read_bytes() == b"toy data"
+    (rec,) = ds.verify("a", root)
+    assert rec.sha256 == good and rec.official is True
+    with pytest.raises(ChecksumError, match="expected 0000"):
+        ds.download("bad", root)
+    assert not (root / "zz" / "bad.bin").exists() and not (root / "zz" / "bad.bin.part").exists()

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from . import protocol as P
 from .data import PreparedCase, get_dataset_spec, load_case, resolve_cases
 from .registry import get_model_entry, list_models
 from .results import ResultStore, cell_id, config_hash, provenance
@@ -34,7 +35,7 @@ ALL_EXCLUDES = ("estag-*", "stag", "*-dgl")
 
 #: Presets: "paper" = the protocol's budget; "quick" = a smoke run (few epochs, one seed).
 PRESETS: dict[str, dict[str, Any]] = {
-    "paper": {"epochs": 500, "seeds": [1, 2, 3]},
+    "paper": {"epochs": P.EPOCHS, "seeds": list(P.SEEDS)},
     "quick": {"epochs": 10, "seeds": [1]},
 }
 
@@ -189,7 +190,7 @@ def plan_run(
     cfg = TrainConfig(
         epochs=p["epochs"] if epochs is None else epochs,
         lr=spec.lr if lr is None else lr,
-        batch_size=100 if batch_size is None else batch_size,
+        batch_size=P.BATCH_SIZE if batch_size is None else batch_size,
         device=device,
         model_hparams=dict(model_hparams or {}),
         optimizer=optimizer,

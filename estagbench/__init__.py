@@ -8,6 +8,7 @@ from ._memory import configure_allocator
 
 ALLOCATOR = configure_allocator()  # before torch is imported; see estagbench/_memory.py
 
+from .data.registry import get_dataset, list_datasets, register_dataset  # noqa: E402
 from .registry import create_model, get_model_entry, list_models, register_model  # noqa: E402
 from .types import Batch, DatasetInfo  # noqa: E402
 
@@ -17,6 +18,9 @@ __all__ = [
     "Batch",
     "DatasetInfo",
     "create_model",
+    "get_dataset",
+    "list_datasets",
+    "register_dataset",
     "get_model_entry",
     "list_models",
     "register_model",

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from . import protocol as P
 from ._argtypes import nonnegative_int, positive_int
 from .data.graphs import cutoff_adjacency, edge_features_z_hop, one_and_two_hop
 from .evaluate import mse
@@ -27,20 +28,20 @@ from .types import Batch, DatasetInfo
 __all__ = ["synthetic_case", "make_train_step", "time_train_step", "profile_train_step", "add_bench_parser"]
 
 
-def synthetic_case(num_nodes: int = 13, history: int = 10, batch_size: int = 100, channels: int = 1,
+def synthetic_case(num_nodes: int = 13, history: int = P.HISTORY, batch_size: int = P.BATCH_SIZE, channels: int = 1,
                    seed: int = 0) -> tuple[DatasetInfo, Batch]:
     """A molecule-sized random case: bonded-looking chain, 1-hop + 2-hop edges."""
     rng = np.random.default_rng(seed)
     steps = rng.normal(size=(num_nodes, 3))
     steps = 1.4 * steps / np.linalg.norm(steps, axis=1, keepdims=True)
     points = np.cumsum(steps, axis=0)
-    edge_index, hop = one_and_two_hop(cutoff_adjacency(points, 1.6))
+    edge_index, hop = one_and_two_hop(cutoff_adjacency(points, P.MD17_CUTOFF))
     z = rng.choice([6.0, 7.0, 8.0], size=num_nodes)
     info = DatasetInfo(
         dataset="md17", case="synthetic", num_nodes=num_nodes, num_channels=channels,
         node_features=torch.tensor(z[:, None], dtype=torch.float32),
         edge_index=torch.tensor(edge_index), edge_attr=torch.tensor(edge_features_z_hop(z, edge_index, hop), dtype=torch.float32),
-        history=history, stride=10, ca_channel=1 if channels == 4 else 0, one_hop_mask=torch.tensor(hop == 1),
+        history=history, stride=P.MD17_STRIDE, ca_channel=1 if channels == 4 else 0, one_hop_mask=torch.tensor(hop == 1),
     )
     g = torch.Generator().manual_seed(seed)
     base = torch.tensor(points, dtype=torch.float32)[None, None, :, None, :]
@@ -141,8 +142,8 @@ def add_bench_parser(sub: Any) -> None:
     p = sub.add_parser("bench", help="time one training step per model (aspirin size by default)")
     p.add_argument("--models", default="all", help="'all' or comma list of fnmatch patterns")
     p.add_argument("--nodes", type=positive_int, default=13, help="graph size (3 = an ethanol-like 3-node, 6-edge graph)")
-    p.add_argument("--history", type=positive_int, default=10)
-    p.add_argument("--batch-size", type=positive_int, default=100)
+    p.add_argument("--history", type=positive_int, default=P.HISTORY)
+    p.add_argument("--batch-size", type=positive_int, default=P.BATCH_SIZE)
     p.add_argument("--repeats", type=positive_int, default=20)
     p.add_argument("--threads", type=positive_int, default=1, help="torch CPU threads (default 1, as `estagbench run`)")
     p.add_argument("--profile", type=nonnegative_int, default=0, metavar="N",

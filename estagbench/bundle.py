@@ -259,7 +259,8 @@ def _cmd_import(args: argparse.Namespace) -> int:
 
 def add_bundle_parsers(subparsers: Any) -> None:
     """Add ``export`` and ``import`` to the ``estagbench`` sub-command parser."""
-    from .cli import DEFAULT_OUT, _names
+    from ._argtypes import DEFAULT_OUT
+    from ._argtypes import names as _names
 
     p = subparsers.add_parser("export", help="pack stored records with their provenance into a zip bundle")
     p.add_argument("--out", type=Path, required=True, help="the bundle to write, e.g. bundle.zip")

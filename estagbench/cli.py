@@ -9,75 +9,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ._argtypes import nonnegative_int, positive_int
+from . import protocol as P
+from ._argtypes import DEFAULT_OUT, add_data_args, data_opts, hparams, ints, names, positive_int
 from ._executor_args import add_executor_args
 from .registry import UnknownNameError
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "add_data_args", "data_opts", "DEFAULT_OUT"]
 
-DEFAULT_OUT = Path("estagbench-results")
-#: What ``estagbench download`` fetches (the motion names take their subject's files from CMU).
-DOWNLOADABLE = ("md17", "adk", "motion-walk", "motion-walk-35_01", "motion-walk-30fps", "motion-basketball")
-
-
-def _floats(text: str) -> tuple[float, ...]:
-    try:
-        return tuple(float(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
-
-
-def _ints(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-
-
-def _names(text: str) -> list[str]:
-    return [v.strip() for v in text.split(",") if v.strip()]
-
-
-def _hparams(text: str) -> dict[str, Any]:
-    """``key=value,key=value`` with values parsed as int, float, bool or string."""
-    out: dict[str, Any] = {}
-    for item in _names(text):
-        if "=" not in item:
-            raise argparse.ArgumentTypeError(f"expected key=value, got {item!r}")
-        key, raw = item.split("=", 1)
-        val: Any = raw
-        for conv in (int, float):
-            try:
-                val = conv(raw)
-                break
-            except ValueError:
-                continue
-        if raw.lower() in ("true", "false"):
-            val = raw.lower() == "true"
-        out[key.strip().replace("-", "_")] = val
-    return out
-
-
-def add_data_args(p: argparse.ArgumentParser, dataset_required: bool = True) -> None:
-    """Dataset selection and protocol overrides shared by run/rollout/reproduce."""
-    p.add_argument("--dataset", required=dataset_required,
-                   help="md17 | adk | adk-mini | motion-walk | motion-walk-30fps | motion-walk-35_01 | motion-basketball | "
-                        "peptide-explicit | peptide-implicit | peptide-vacuum | PATH.npz (your trajectory, docs/trajectory-format.md) | "
-                        "TOPOLOGY::TRAJECTORY[::TRAJECTORY...] (any protein MDAnalysis reads, as AdK-style residues)")
-    p.add_argument("--molecules", "--cases", dest="cases", type=_names, default=None,
-                   help="comma list of cases (MD17 molecules); default: all cases of the dataset")
-    p.add_argument("--data-dir", type=Path, default=None, help="data cache (default $ESTAGBENCH_DATA or ~/.cache/estagbench)")
-    p.add_argument("--history", type=positive_int, default=None, help="T, frames fed to the model (default 10)")
-    p.add_argument("--stride", type=positive_int, default=None, help="Δ, frames between two inputs (dataset default)")
-    p.add_argument("--split-margin", type=nonnegative_int, default=None,
-                   help="frames excluded at both ends of an MD17 trajectory (MD17 default 10000; PATH.npz default 0)")
-    p.add_argument("--split-fractions", type=_floats, default=None, help="train,val,test fractions (MD17 default 0.1,0.05,0.05)")
-    p.add_argument("--split-caps", type=_ints, default=None, help="train,val,test caps (MD17 default 500,2000,2000)")
-
-
-def data_opts(args: argparse.Namespace) -> dict[str, Any]:
-    return {"history": args.history, "stride": args.stride, "split_margin": args.split_margin,
-            "split_fractions": args.split_fractions, "split_caps": args.split_caps}
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -142,7 +80,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:
-    from .data.catalog import DATASETS
+    from .data.registry import dataset_entries
 
     names = [*args.names, *([args.dataset] if args.dataset else [])]
     if names:  # window counts per split, leakage, units and steps per epoch of the named datasets
@@ -152,35 +90,28 @@ def cmd_datasets(args: argparse.Namespace) -> int:
             print("\n".join(describe_dataset(name, args.data_dir, cases=args.cases, **data_opts(args))))
         return 0
 
-    for spec in DATASETS.values():
-        cases = ",".join(spec.cases)
-        print(f"{spec.name:20s} family={spec.family:8s} lr={spec.lr:g} {'offline ' if spec.offline else ''}"
-              f"cases={cases}\n    {spec.description}")
-    print("PATH.npz             your own trajectory file (docs/trajectory-format.md; `estagbench convert` writes it)")
-    print("TOP::TRAJ[::TRAJ..]  any protein topology + trajectories MDAnalysis reads, as AdK-style residues")
+    for ds in dataset_entries():
+        cases = ",".join(ds.cases)
+        p = ds.protocol
+        table = f" table={ds.table}" if ds.table else ""
+        print(f"{ds.name:20s} family={ds.family:8s} T={p.history} Δ={p.stride} lr={p.lr:g}{table} "
+              f"{'offline ' if ds.offline else ''}cases={cases}\n    {ds.description}")
+    for ds in dataset_entries(patterns=True)[len(dataset_entries()):]:
+        usage, _, what = ds.description.partition(": ")
+        print(f"{usage:20s} {what}")
     print("`estagbench datasets NAME|PATH …` loads them and shows windows per split, leakage, units and steps per epoch")
     return 0
 
 
 def cmd_download(args: argparse.Namespace) -> int:
     from .data.download import resolve_data_dir
+    from .data.registry import get_dataset, resolve_cases
 
     root = resolve_data_dir(args.data_dir)
-    if args.dataset == "md17":
-        from .data.md17 import MOLECULES, download_md17
-
-        for mol in args.cases or list(MOLECULES):
-            print(f"md17/{mol}: {download_md17(mol, root, force=args.force)}")
-    elif args.dataset.startswith("motion-"):
-        from .data.mocap import download_motion
-
-        download_motion(args.dataset[len("motion-"):], root)
-    elif args.dataset == "adk":
-        from .data.adk import download_adk_equilibrium
-
-        download_adk_equilibrium(root, force=args.force)
-    else:
-        raise UnknownNameError(f"nothing to download for {args.dataset!r}; downloadable: {', '.join(DOWNLOADABLE)}")
+    ds = get_dataset(args.dataset)
+    for case in resolve_cases(args.dataset, args.cases):
+        paths = ds.download(case, root, force=args.force)
+        print(f"{ds.name}/{case}: {', '.join(str(p) for p in paths) or 'nothing to download'}")
     return 0
 
 
@@ -226,6 +157,7 @@ PLUGGABLE: list[tuple[str, str]] = [
     ("estagbench.rollout", "add_rollout_parser"),
     ("estagbench.simulate.cli", "add_simulate_parser"),
     ("estagbench.tables.cli", "add_table_parsers"),
+    ("estagbench.plots.cli", "add_plot_parser"),
     ("estagbench.bench", "add_bench_parser"),
     ("estagbench.status", "add_status_parser"),
     ("estagbench.compare", "add_compare_parser"),
@@ -242,12 +174,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="train and evaluate models on a dataset (resumes finished cells)")
     p.add_argument("--models", default="all", help="'all' or a comma list (see `estagbench models`)")
     add_data_args(p)
-    p.add_argument("--seeds", type=_ints, default=None, help="comma list of seeds (default 1,2,3)")
-    p.add_argument("--epochs", type=positive_int, default=None, help="training epochs (preset default: paper 500, quick 10)")
+    p.add_argument("--seeds", type=ints, default=None,
+                   help=f"comma list of seeds (default {','.join(map(str, P.SEEDS))})")
+    p.add_argument("--epochs", type=positive_int, default=None,
+                   help=f"training epochs (preset default: paper {P.EPOCHS}, quick 10)")
     p.add_argument("--preset", choices=["paper", "quick"], default="paper")
     p.add_argument("--lr", type=float, default=None, help="override the dataset's learning rate")
-    p.add_argument("--batch-size", type=positive_int, default=None, help="default 100")
-    p.add_argument("--model-hparams", type=_hparams, default=None,
+    p.add_argument("--batch-size", type=positive_int, default=None, help=f"default {P.BATCH_SIZE}")
+    p.add_argument("--model-hparams", type=hparams, default=None,
                    help="model hyper-parameters, e.g. layers=3 (part of the config hash)")
     p.add_argument("--optimizer", choices=["adam-fused", "adam"], default="adam-fused",
                    help="Adam as one fused kernel (default) or PyTorch's per-tensor loop (results stored before 2026-12)")
@@ -282,8 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_datasets)
 
     p = sub.add_parser("download", help="download a dataset into the cache")
-    p.add_argument("dataset", help=" | ".join(DOWNLOADABLE))
-    p.add_argument("--molecules", "--cases", dest="cases", type=_names, default=None)
+    p.add_argument("dataset", help="a registered dataset (`estagbench datasets`); offline ones have nothing to fetch")
+    p.add_argument("--molecules", "--cases", dest="cases", type=names, default=None)
     p.add_argument("--data-dir", type=Path, default=None)
     p.add_argument("--force", action="store_true", help="download again even if the file exists")
     p.set_defaults(func=cmd_download)

@@ -223,8 +223,10 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 
 def add_convert_parser(subparsers: Any) -> None:
     """Add ``convert`` to the ``estagbench`` sub-command parser."""
+    from ._argtypes import floats as _floats
+    from ._argtypes import ints as _ints
+    from ._argtypes import names as _names
     from ._argtypes import nonnegative_int, positive_int
-    from .cli import _floats, _ints, _names
 
     p = subparsers.add_parser(
         "convert", help="write a trajectory .npz (format v2, several trajectories) from ASF/AMC, .npy, extxyz or MD files",

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from . import protocol as P
 from .data.base import SplitData
 from .types import Batch, DatasetInfo
 
@@ -63,7 +64,7 @@ class Evaluator:
     def __init__(
         self,
         info: DatasetInfo,
-        batch_size: int = 100,
+        batch_size: int = P.BATCH_SIZE,
         device: torch.device | str = "cpu",
         batch_transform: Callable[[Batch, DatasetInfo], Any] | None = None,
     ) -> None:

@@ -94,6 +94,10 @@ class ModelEntry:
     def runs_on(self, dataset: str) -> bool:
         return self.datasets is None or dataset in self.datasets
 
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        # pickled by name: a built model carries its entry, whose builder may be a closure (Pt-s/m/t)
+        return get_model_entry, (self.name,)
+
 
 _MODELS: dict[str, ModelEntry] = {}
 _PLUGINS_LOADED = False

@@ -40,6 +40,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from . import protocol as P
 from ._argtypes import positive_int
 from .data.base import CaseData
 from .types import Batch, DatasetInfo
@@ -146,7 +147,7 @@ def rollout_mse(
     info: DatasetInfo,
     x: Tensor,
     y: Tensor,
-    batch_size: int = 100,
+    batch_size: int = P.BATCH_SIZE,
     batch_transform: BatchTransform | None = None,
 ) -> Tensor:
     """Per-step MSE ``(steps,)`` (float64) of a rollout from ``x`` against ``y (S, steps, N, C, 3)``."""
@@ -255,7 +256,7 @@ def rollout_case(
 
 
 def _cmd_rollout(args: argparse.Namespace) -> int:
-    from .cli import data_opts
+    from ._argtypes import data_opts
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -271,7 +272,9 @@ def _cmd_rollout(args: argparse.Namespace) -> int:
 
 def add_rollout_parser(sub: Any) -> None:
     """``estagbench rollout``: per-step MSE of recurrent forecasting (Figure 5)."""
-    from .cli import _ints, _names, add_data_args
+    from ._argtypes import add_data_args
+    from ._argtypes import ints as _ints
+    from ._argtypes import names as _names
 
     p = sub.add_parser("rollout", help="rollout MSE per step (App. D.4, Figure 5); trains or reuses stored runs")
     p.add_argument("--models", "--model", dest="models", type=_names, required=True,
@@ -280,7 +283,7 @@ def add_rollout_parser(sub: Any) -> None:
     p.add_argument("--steps", type=positive_int, default=10, help="frames predicted recurrently (default 10)")
     p.add_argument("--split", choices=["train", "val", "test"], default="test")
     p.add_argument("--seeds", type=_ints, default=None, help="comma list of seeds (default 1,2,3)")
-    p.add_argument("--epochs", type=positive_int, default=None, help="training epochs (default 500)")
+    p.add_argument("--epochs", type=positive_int, default=None, help=f"training epochs (default {P.EPOCHS})")
     p.add_argument("--threads", type=positive_int, default=1, help="torch CPU threads (default 1, as `estagbench run`)")
     p.add_argument("--out", type=Path, default=Path("estagbench-results"))
     p.add_argument("--no-progress", action="store_true")

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import protocol as P
 from .compat import incompatibility
 from .data import get_dataset_spec, load_case, resolve_cases
 from .data.identity import dataset_identity
@@ -44,7 +45,7 @@ ALL_EXCLUDES = ("estag-*", "stag", "*-dgl")
 
 #: Presets: "paper" = the protocol's budget; "quick" = a smoke run (few epochs, one seed).
 PRESETS: dict[str, dict[str, Any]] = {
-    "paper": {"epochs": 500, "seeds": [1, 2, 3]},
+    "paper": {"epochs": P.EPOCHS, "seeds": list(P.SEEDS)},
     "quick": {"epochs": 10, "seeds": [1]},
 }
 
@@ -181,7 +182,7 @@ def plan_run(
     cfg = TrainConfig(
         epochs=p["epochs"] if epochs is None else epochs,
         lr=spec.lr if lr is None else lr,
-        batch_size=100 if batch_size is None else batch_size,
+        batch_size=P.BATCH_SIZE if batch_size is None else batch_size,
         device=device,
         model_hparams=dict(model_hparams or {}),
         optimizer=optimizer,

@@ -128,7 +128,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def add_status_parser(subparsers: Any) -> None:
     """Add ``estagbench status`` to the sub-command parser."""
-    from .cli import DEFAULT_OUT
+    from ._argtypes import DEFAULT_OUT
 
     p = subparsers.add_parser("status", help="done / running / failed / to-do cells of a results folder, and the compute left")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results folder (default ./estagbench-results)")

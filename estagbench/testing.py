@@ -15,6 +15,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
+from . import protocol as P
+from .evaluate import mse
 from .types import Batch, DatasetInfo
 
 __all__ = [
@@ -42,7 +44,7 @@ def random_orthogonal(generator: torch.Generator, reflect: bool, dtype: torch.dt
 def random_info(
     num_nodes: int = 5,
     num_channels: int = 1,
-    history: int = 10,
+    history: int = P.HISTORY,
     node_feat_dim: int = 1,
     edge_attr_dim: int = 3,
     seed: int = 0,
@@ -147,7 +149,7 @@ def permutation_error(fn: Callable[[Batch], Tensor] | nn.Module, info: DatasetIn
     return float((fn(permuted) - out[:, perm]).abs().max())
 
 
-def training_losses(model: nn.Module, batch: Batch, steps: int, lr: float = 5e-3, weight_decay: float = 1e-12) -> tuple[float, float]:
+def training_losses(model: nn.Module, batch: Batch, steps: int, lr: float = P.LR, weight_decay: float = P.WEIGHT_DECAY) -> tuple[float, float]:
     """MSE on ``batch`` before and after ``steps`` Adam steps on it (the paper's optimiser).
 
     The shared body of every "a few steps on real data lower the training loss" test.
@@ -157,7 +159,7 @@ def training_losses(model: nn.Module, batch: Batch, steps: int, lr: float = 5e-3
     optim = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
 
     def loss() -> Tensor:
-        return torch.mean((model(batch) - batch.y) ** 2)
+        return mse(model(batch), batch.y)
 
     with torch.no_grad():
         before = float(loss())

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import protocol as P
 from .checkpoints import checkpoint_note, current_policy, keep_checkpoint
 from .data.base import PreparedCase
 from .data.trajectory import atomic_write_bytes
@@ -38,12 +39,12 @@ __all__ = ["TrainConfig", "RunOutput", "OPTIMIZERS", "make_optimizer", "seed_eve
 class TrainConfig:
     """Training hyper-parameters (defaults: the paper's, Appendix D)."""
 
-    epochs: int = 500
-    lr: float = 5e-3
-    weight_decay: float = 1e-12
-    batch_size: int = 100
-    eval_every: int = 5
-    hidden: int = 16
+    epochs: int = P.EPOCHS
+    lr: float = P.LR
+    weight_decay: float = P.WEIGHT_DECAY
+    batch_size: int = P.BATCH_SIZE
+    eval_every: int = P.EVAL_EVERY
+    hidden: int = P.HIDDEN
     device: str = "cpu"
     model_hparams: dict[str, Any] = field(default_factory=dict)
     #: ``"adam-fused"`` (one fused kernel per step; the default) or ``"adam"`` (PyTorch's

@@ -26,6 +26,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from . import protocol as P
+
 __all__ = ["DatasetInfo", "Batch"]
 
 
@@ -61,8 +63,8 @@ class DatasetInfo:
     node_features: Tensor
     edge_index: Tensor
     edge_attr: Tensor
-    history: int = 10
-    stride: int = 10
+    history: int = P.HISTORY
+    stride: int = P.MD17_STRIDE
     ca_channel: int = 0
     one_hop_mask: Tensor | None = None
     extra: dict[str, Any] = field(default_factory=dict)

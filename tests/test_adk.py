@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 
 from estagbench.data import ChecksumError, DataError, DataNotFoundError
-from estagbench.data import adk as adk_mod
 from estagbench.data.adk import (
     ADK_EQUILIBRIUM_FILES,
     CA_CHANNEL,
@@ -25,6 +24,7 @@ from estagbench.data.adk import (
     load_adk_case,
     parse_md_spec,
 )
+from estagbench.data.adk import dataset as adk_mod  # files, download, named cases (ADK_EQUILIBRIUM_FILES is read there)
 
 mda = pytest.importorskip("MDAnalysis")
 

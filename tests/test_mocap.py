@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from estagbench.data import mocap
 from estagbench.data.errors import ChecksumError, DataError, DataNotFoundError
 from estagbench.data.mocap import (
     ASF_UNIT_METRES,
@@ -23,6 +22,7 @@ from estagbench.data.mocap import (
     parse_asf,
     skeleton_edges,
 )
+from estagbench.data.mocap import dataset as mocap  # cases, download and loader (URL_BASE is read there)
 
 
 def _data_dir() -> Path:

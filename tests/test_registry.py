@@ -69,10 +69,15 @@ def test_single_channel_model_refuses_multichannel():
         create_model("zz-test-single", random_info(num_channels=4))
 
 
-def test_broken_plugin_warns(monkeypatch):
+@pytest.mark.parametrize("registry,flag,load", [
+    ("estagbench.registry", "_PLUGINS_LOADED", "_load_builtin_and_plugins"),  # models
+    ("estagbench.data.registry", "_LOADED", "_load"),  # datasets
+])
+def test_broken_plugin_warns(monkeypatch, registry, flag, load):
+    import importlib
     import importlib.metadata as md
 
-    import estagbench.registry as reg
+    reg = importlib.import_module(registry)
 
     class EP:
         name = "broken"
@@ -81,10 +86,14 @@ def test_broken_plugin_warns(monkeypatch):
         def load(self):
             raise ImportError("no such module")
 
-    monkeypatch.setattr(reg, "_PLUGINS_LOADED", False)
+    getattr(reg, load)()  # the built-ins first, so that only the plugin is loaded again below
+    monkeypatch.setattr(reg, flag, False)
+    if registry.endswith("data.registry"):  # keep the built-in datasets' registrations as they are
+        monkeypatch.setattr(reg, "_DATASETS", dict(reg._DATASETS))
+        monkeypatch.setattr(reg, "_PATTERNS", list(reg._PATTERNS))
     monkeypatch.setattr(md, "entry_points", lambda group: [EP()] if group == reg.ENTRY_POINT_GROUP else [])
     with pytest.warns(RuntimeWarning, match="broken-dist"):
-        reg._load_builtin_and_plugins()
+        getattr(reg, load)()
 
 
 def test_core_names_do_not_import_the_baselines() -> None:

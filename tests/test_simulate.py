@@ -143,7 +143,7 @@ def test_solute_system_has_exactly_the_solute_terms():
     """
     from openmm import app, unit
 
-    from estagbench.simulate.peptide import _read_coordinates, _solute_atoms, _solute_system
+    from estagbench.simulate.system import _read_coordinates, _solute_atoms, _solute_system
 
     top, crd = shipped_system_files()
     prm = app.AmberPrmtopFile(str(top))
@@ -233,7 +233,7 @@ def _heavy_bonds() -> set[tuple[int, int]]:
 
 @pytest.mark.parametrize("case", ["explicit", "implicit", "vacuum"])
 def test_case_graph_is_md17_like(tmp_path, case):
-    from estagbench.data.peptide import load_peptide
+    from estagbench.simulate.dataset import load_peptide
 
     s = PeptideSettings(solvent=case, frames=30, interval_fs=2.0, equilibration_ps=0.0, minimise_iterations=5)
     data = load_peptide(case, tmp_path, settings=s, history=3, stride=2, progress=False)
@@ -261,7 +261,7 @@ def test_case_graph_is_md17_like(tmp_path, case):
 
 
 def test_unknown_case():
-    from estagbench.data.peptide import load_peptide
+    from estagbench.simulate.dataset import load_peptide
 
     with pytest.raises(KeyError, match="unknown peptide case 'water'"):
         load_peptide("water", "/nonexistent")

@@ -1,138 +1,37 @@
-"""The dataset table: command-line names -> loaders and per-dataset hyper-parameters.
+"""Old import names of the dataset table, kept as thin re-exports of :mod:`estagbench.data.registry`.
 
-``load_case(name, case, ...)`` is the one front door used by the CLI, the trainer
-and the tests.  A name that is a path to an ``.npz`` file loads the project's own
-trajectory format (docs/trajectory-format.md).
+The registry is the one source of truth: a dataset is a class decorated with
+:func:`~estagbench.data.registry.register_dataset` in its own module.
+``DATASETS`` is a read-only view of the registered names.
 """
 
 from __future__ import annotations
 
-import difflib
-import importlib
-from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from collections.abc import Iterator, Mapping
 
-from ..registry import UnknownNameError
-from .base import CaseData
-from .download import resolve_data_dir
-from .units import FAMILY_UP_AXIS, units_for_family
+from .registry import Dataset, get_dataset, list_datasets, load_case, resolve_cases
 
 __all__ = ["DatasetSpec", "DATASETS", "get_dataset_spec", "list_datasets", "resolve_cases", "load_case"]
 
-
-@dataclass(frozen=True)
-class DatasetSpec:
-    """One command-line dataset name.
-
-    family: the ``DatasetInfo.dataset`` its cases carry (``md17``, ``adk``, ``motion``,
-    ``peptide``, ``npz``); registry entries restrict models by family.
-    cases: selectable cases (MD17 molecules), or one fixed case.
-    lr: Adam learning rate of the protocol; batch 100, weight decay 1e-12, 500
-    epochs and hidden 16 hold for every dataset.
-    table: the paper's table for this dataset, if any.
-    offline: needs no download.
-    """
-
-    name: str
-    family: str
-    cases: tuple[str, ...]
-    loader: str
-    lr: float
-    description: str
-    table: str = ""
-    offline: bool = False
-    scale: float = 1.0
-
-    def load(self, case: str, data_dir: Path, **opts: Any) -> CaseData:
-        module, func = self.loader.split(":")
-        fn: Callable[..., CaseData] = getattr(importlib.import_module(module), func)
-        if self.family == "npz" or "::" in self.name:
-            opts = {**opts, "path": self.name}
-        return fn(case, data_dir, **opts)
+#: The old name of a registered dataset's type.
+DatasetSpec = Dataset
+#: The old name of :func:`~estagbench.data.registry.get_dataset`.
+get_dataset_spec = get_dataset
 
 
-_MD17_MOLECULES = ("aspirin", "benzene", "ethanol", "malonaldehyde", "naphthalene", "salicylic", "toluene", "uracil")
+class _RegisteredDatasets(Mapping[str, Dataset]):
+    """Read-only ``name -> Dataset`` view of the registry (filled on first use)."""
 
-DATASETS: dict[str, DatasetSpec] = {
-    s.name: s
-    for s in [
-        DatasetSpec("md17", "md17", _MD17_MOLECULES, "estagbench.data._loaders:md17", 5e-3,
-                    "MD17 molecules, heavy atoms, T=10, Δ=10 (Table 1)", "1", scale=1e3),
-        DatasetSpec("adk", "adk", ("equilibrium",), "estagbench.data._loaders:adk", 5e-5,
-                    "AdK equilibrium trajectory (MDAnalysisData adk_equilibrium), 4-channel residues (Table 2)", "2"),
-        DatasetSpec("adk-mini", "adk", ("mini",), "estagbench.data._loaders:adk", 5e-5,
-                    "AdK DIMS transition paths shipped by MDAnalysisTests (offline)", "2", offline=True),
-        DatasetSpec("motion-walk", "motion", ("walk",), "estagbench.data._loaders:motion", 5e-3,
-                    "CMU mocap subject 35 walk, 120 fps originals (Table 3)", "3", scale=1e1),
-        DatasetSpec("motion-walk-30fps", "motion", ("walk-30fps",), "estagbench.data._loaders:motion", 5e-3,
-                    "CMU mocap subject 35 walk, 30 fps conversions", "3", scale=1e1),
-        DatasetSpec("motion-walk-35_01", "motion", ("walk-35_01",), "estagbench.data._loaders:motion", 5e-3,
-                    "CMU mocap trial 35_01 alone, 120 fps, chronological split", "", scale=1e1),
-        DatasetSpec("motion-basketball", "motion", ("basketball",), "estagbench.data._loaders:motion", 5e-3,
-                    "CMU mocap subject 102 basketball, 120 fps (Table 3)", "3", scale=1e1),
-        DatasetSpec("peptide-explicit", "peptide", ("explicit",), "estagbench.data._loaders:peptide", 5e-3,
-                    "Val-Glu-Val tripeptide (MDAnalysisTests bala.prmtop), OpenMM with explicit TIP3P water (solvent hidden); generated offline", offline=True, scale=1e3),
-        DatasetSpec("peptide-implicit", "peptide", ("implicit",), "estagbench.data._loaders:peptide", 5e-3,
-                    "Val-Glu-Val tripeptide (MDAnalysisTests bala.prmtop), OpenMM with GBn2 implicit water; generated offline", offline=True, scale=1e3),
-        DatasetSpec("peptide-vacuum", "peptide", ("vacuum",), "estagbench.data._loaders:peptide", 5e-3,
-                    "Val-Glu-Val tripeptide (MDAnalysisTests bala.prmtop), OpenMM in vacuum; generated offline", offline=True, scale=1e3),
-    ]
-}
+    def __getitem__(self, name: str) -> Dataset:
+        if name not in list_datasets():
+            raise KeyError(name)
+        return get_dataset(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list_datasets())
+
+    def __len__(self) -> int:
+        return len(list_datasets())
 
 
-def _md_spec(spec: str) -> DatasetSpec:
-    return DatasetSpec(spec, "adk", (Path(spec.split("::")[0]).stem,), "estagbench.data._loaders:md_files", 5e-5,
-                       f"topology + trajectory {spec} read with MDAnalysis (4-channel backbone residues)", offline=True)
-
-
-def _npz_spec(path: str) -> DatasetSpec:
-    return DatasetSpec(path, "npz", (Path(path).stem,), "estagbench.data._loaders:npz_file", 5e-3,
-                       f"trajectory file {path}", offline=True)
-
-
-def list_datasets() -> list[str]:
-    return list(DATASETS)
-
-
-def get_dataset_spec(name: str) -> DatasetSpec:
-    """The spec for a dataset name or an ``.npz`` path; unknown names list the valid ones."""
-    if name in DATASETS:
-        return DATASETS[name]
-    if "::" in name:
-        return _md_spec(name)
-    if name.endswith(".npz") or Path(name).is_file():
-        return _npz_spec(name)
-    close = difflib.get_close_matches(name, list(DATASETS), n=3)
-    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-    raise UnknownNameError(
-        f"unknown dataset {name!r}.{hint} Valid datasets: {', '.join(DATASETS)}, a path to a trajectory .npz, "
-        "or TOPOLOGY::TRAJECTORY[::TRAJECTORY…] for any MDAnalysis-readable protein (see `estagbench datasets`)"
-    )
-
-
-def resolve_cases(name: str, cases: list[str] | None = None) -> list[str]:
-    """The cases of dataset ``name`` to run: ``cases`` (validated) or all of them."""
-    spec = get_dataset_spec(name)
-    if not cases:
-        return list(spec.cases)
-    bad = [c for c in cases if c not in spec.cases]
-    if bad:
-        raise UnknownNameError(f"unknown case(s) {bad} for dataset {name!r}; valid: {', '.join(spec.cases)}")
-    return list(cases)
-
-
-def load_case(name: str, case: str | None = None, *, data_dir: str | Path | None = None, **opts: Any) -> CaseData:
-    """Load one dataset case as :class:`CaseData`.
-
-    ``opts`` are protocol overrides: ``history``, ``stride``, ``split_margin``,
-    ``split_fractions``, ``split_caps``; ``None`` values keep the dataset's defaults.
-    """
-    spec = get_dataset_spec(name)
-    (case_name,) = resolve_cases(name, [case] if case else [spec.cases[0]])
-    data = spec.load(case_name, resolve_data_dir(data_dir), **{k: v for k, v in opts.items() if v is not None})
-    if data.units is None or spec.family != "npz":  # built-ins: the family's length unit and the catalog's scale
-        data.units = units_for_family(spec.family, spec.scale)
-        data.up_axis = FAMILY_UP_AXIS.get(spec.family, data.up_axis)
-    return data
+DATASETS: Mapping[str, Dataset] = _RegisteredDatasets()

@@ -18,6 +18,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .. import protocol as P
+
 __all__ = ["md17_split", "chronological_split", "split_hash", "SPLITS", "check_disjoint", "draw_indices",
            "multi_window_split", "trajectory_split", "multi_chronological_split", "assign_trajectories", "leakage",
            "describe_leakage", "LEAKAGE_WARN_SHARE"]
@@ -27,12 +29,12 @@ SPLITS = ("train", "val", "test")
 
 def md17_split(
     num_frames: int,
-    history: int = 10,
-    stride: int = 10,
-    margin: int = 10000,
-    fractions: Sequence[float] = (0.1, 0.05, 0.05),
-    caps: Sequence[int] = (500, 2000, 2000),
-    seed: int = 100,
+    history: int = P.HISTORY,
+    stride: int = P.MD17_STRIDE,
+    margin: int = P.MD17_MARGIN,
+    fractions: Sequence[float] = P.MD17_FRACTIONS,
+    caps: Sequence[int] = P.MD17_CAPS,
+    seed: int = P.SPLIT_SEED,
 ) -> dict[str, np.ndarray]:
     """The MD17 split of protocol.md, drawn exactly as the authors drew it.
 
@@ -229,7 +231,7 @@ def describe_leakage(leak: dict[str, float | int | None]) -> str:
 
 
 def chronological_split(
-    num_frames: int, history: int, stride: int, fractions: Sequence[float] = (0.6, 0.2, 0.2)
+    num_frames: int, history: int, stride: int, fractions: Sequence[float] = P.ADK_FRACTIONS
 ) -> dict[str, np.ndarray]:
     """Consecutive blocks of the ``n − T·Δ`` window starts, in time order."""
     m = num_frames - history * stride

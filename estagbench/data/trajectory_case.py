@@ -18,9 +18,11 @@ from typing import Any
 
 import numpy as np
 
+from .. import protocol as P
 from .base import CaseData, FileRecord, sha256_file
 from .errors import DataError
 from .graphs import adjacency_from_pairs, cutoff_adjacency, edge_features_z_hop, one_and_two_hop
+from .registry import Dataset, Protocol, register_dataset
 from .splits import SPLITS, assign_trajectories, multi_chronological_split, multi_window_split, trajectory_split
 from .trajectory import Trajectory, read_trajectory
 from .units import Units
@@ -28,11 +30,11 @@ from .units import Units
 __all__ = ["TRAJECTORY_DEFAULTS", "case_from_trajectory", "load_trajectory_case"]
 
 TRAJECTORY_DEFAULTS: dict[str, Any] = {
-    "history": 10,
-    "stride": 10,
-    "split_margin": 0,
-    "split_fractions": (0.3, 0.15, 0.15),
-    "split_caps": (500, 2000, 2000),
+    "history": P.HISTORY,
+    "stride": P.MD17_STRIDE,
+    "split_margin": P.TRAJECTORY_MARGIN,
+    "split_fractions": P.TRAJECTORY_FRACTIONS,
+    "split_caps": P.MD17_CAPS,
 }
 
 #: The split rules a file's protocol may choose, and the fractions each uses unless the protocol gives some.
@@ -56,7 +58,7 @@ def case_from_trajectory(
     split_margin: int | None = None,
     split_fractions: tuple[float, float, float] | None = None,
     split_caps: tuple[int, int, int] | None = None,
-    seed: int = 100,
+    seed: int = P.SPLIT_SEED,
     drop_last: bool = False,
 ) -> CaseData:
     """Window a file's trajectories by its protocol; see the module docstring."""
@@ -184,3 +186,26 @@ def load_trajectory_case(path: str | Path, **kwargs: Any) -> CaseData:
     """``--dataset path/to/file.npz``: read, validate and window a trajectory file (version 1 or 2)."""
     traj = read_trajectory(path)
     return case_from_trajectory(traj, "npz", Path(path).stem, **kwargs)
+
+
+@register_dataset("npz", family="npz", cases=(), description="PATH.npz: your own trajectory file (docs/trajectory-format.md)")
+class TrajectoryFile(Dataset):
+    """``--dataset path/to/file.npz``: a trajectory in the project's format, windowed by the MD17 rules."""
+
+    pattern = True
+    offline = True
+    options = ("history", "stride", "split_margin", "split_fractions", "split_caps")
+    protocol = Protocol(lr=P.LR_MD17, split="the file's protocol block (windows, trajectories or chronological); "
+                        "default: MD17 window rules, margin 0, fractions 0.3/0.15/0.15, or by trajectory for 3+ trajectories")
+
+    @classmethod
+    def for_name(cls, name: str) -> Dataset | None:
+        if not (name.endswith(".npz") or Path(name).is_file()) or "::" in name:
+            return None
+        inst = cls()
+        inst.cases = (Path(name).stem,)
+        inst.path = name  # type: ignore[attr-defined]
+        return inst
+
+    def load(self, case: str, data_dir: Path, **opts: Any) -> CaseData:  # noqa: ARG002 - case is the file stem
+        return load_trajectory_case(self.path, **opts)  # type: ignore[attr-defined]

@@ -9,6 +9,7 @@ in text, and (for a standalone document) a missing preamble.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 __all__ = ["LatexTableInfo", "check_latex"]
@@ -32,24 +33,25 @@ def _strip_comments(text: str) -> str:
     return "\n".join(out)
 
 
+def _tokens(text: str) -> Iterator[tuple[int, str, int]]:
+    """``(offset, token, brace depth after it)``: a token is a backslash escape (two characters) or one character."""
+    depth, i = 0, 0
+    while i < len(text):
+        tok = text[i : i + 2] if text[i] == "\\" else text[i]
+        depth += (tok == "{") - (tok == "}")
+        yield i, tok, depth
+        i += len(tok)
+
+
 def _split_cells(row: str) -> list[str]:
-    parts, depth, cur, i = [], 0, [], 0
-    while i < len(row):
-        ch = row[i]
-        if ch == "\\" and i + 1 < len(row):
-            cur.append(row[i : i + 2])
-            i += 2
-            continue
-        if ch == "{":
-            depth += 1
-        elif ch == "}":
-            depth -= 1
-        if ch == "&" and depth == 0:
+    parts: list[str] = []
+    cur: list[str] = []
+    for _, tok, depth in _tokens(row):
+        if tok == "&" and depth == 0:
             parts.append("".join(cur).strip())
             cur = []
         else:
-            cur.append(ch)
-        i += 1
+            cur.append(tok)
     parts.append("".join(cur).strip())
     return parts
 
@@ -58,21 +60,11 @@ def check_latex(text: str) -> LatexTableInfo:
     """Check a booktabs table (snippet or standalone document); raise ``ValueError`` on a defect."""
     body = _strip_comments(text)
     depth = 0
-    i = 0
-    while i < len(body):
-        ch = body[i]
-        if ch == "\\":
-            i += 2
-            continue
-        if ch == "{":
-            depth += 1
-        elif ch == "}":
-            depth -= 1
-            if depth < 0:
-                raise ValueError(f"unbalanced '}}' at offset {i}")
-        elif ch in "_^" and not _in_math(body, i):
-            raise ValueError(f"unescaped {ch!r} outside math at offset {i}: {body[max(0, i - 20) : i + 20]!r}")
-        i += 1
+    for i, tok, depth in _tokens(body):
+        if depth < 0:
+            raise ValueError(f"unbalanced '}}' at offset {i}")
+        if tok in ("_", "^") and not _in_math(body, i):
+            raise ValueError(f"unescaped {tok!r} outside math at offset {i}: {body[max(0, i - 20) : i + 20]!r}")
     if depth != 0:
         raise ValueError(f"{depth} unclosed '{{'")
     if len(re.findall(r"(?<!\\)\$", body)) % 2:

@@ -108,9 +108,9 @@ def plan_table(
         hp = {k: v for k, v in hp.items() if ESTAG_DEFAULT_HPARAMS.get(k, object()) != v}
         key = (ds, col.history, repr(sorted(hp.items())))
         if key not in groups:
-            from ..data.catalog import get_dataset_spec
+            from ..data.registry import get_dataset
 
-            family = get_dataset_spec(ds).family
+            family = get_dataset(ds).family
             ms = [m for m in wanted if m in registered and get_model_entry(m).runs_on(family)]
             skipped = [m for m in wanted if m in registered and m not in ms]
             if skipped:

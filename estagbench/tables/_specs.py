@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import protocol as P
+
 __all__ = [
     "Row",
     "Column",
@@ -42,8 +44,9 @@ MD17_MOLECULES: tuple[tuple[str, str], ...] = (
 #: registered default (ESTAG's number of blocks, Sec. 5.4: "we choose L = 2").
 ESTAG_DEFAULT_HPARAMS: dict[str, Any] = {"layers": 2}
 
-#: Protocol default history T (protocol.md: "Default T = 10 for every dataset").
-DEFAULT_HISTORY = 10
+#: Protocol default history T (protocol.md: "Default T = 10 for every dataset"); the old name of
+#: :data:`estagbench.protocol.HISTORY`.
+DEFAULT_HISTORY = P.HISTORY
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
-"""Sub-commands ``tables``, ``reproduce`` and ``plot``, added to the ``estagbench`` CLI.
+"""Sub-commands ``tables`` and ``reproduce``, added to the ``estagbench`` CLI.
 
 :func:`add_table_parsers` is called by :func:`estagbench.cli.build_parser`; the
-commands are thin wrappers over :mod:`estagbench.tables` and :mod:`estagbench.plots`.
+commands are thin wrappers over :mod:`estagbench.tables` (``plot`` is added by
+:mod:`estagbench.plots` itself: tables never import plots).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .._argtypes import nonnegative_int, positive_int
+from .._argtypes import DEFAULT_OUT, floats, hparams, ints, names, nonnegative_int, positive_int
 
 __all__ = ["add_table_parsers"]
 
@@ -106,19 +107,9 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     return status
 
 
-def _cmd_plot(args: argparse.Namespace) -> int:
-    from .. import plots
-
-    paths = plots.run_plot_command(args)
-    for p in paths:
-        print(p)
-    return 0
-
-
 def add_table_parsers(subparsers: Any) -> None:
     """Add ``tables``, ``reproduce`` and ``plot`` to the ``estagbench`` sub-command parser."""
     from .._executor_args import add_executor_args
-    from ..cli import DEFAULT_OUT, _floats, _hparams, _ints, _names
 
     p = subparsers.add_parser("tables", help="the paper's Tables 1-9 from stored results (csv, markdown, latex)")
     p.add_argument("--table", default="all", help="1..9, a comma list, or 'all' (default)")
@@ -134,10 +125,10 @@ def add_table_parsers(subparsers: Any) -> None:
         "--compare-paper", action="store_true", help="the paper's number and the relative difference beside each cell"
     )
     p.add_argument("--epochs", type=positive_int, default=None, help="only records trained for this many epochs")
-    p.add_argument("--seeds", type=_ints, default=None, help="only these seeds")
+    p.add_argument("--seeds", type=ints, default=None, help="only these seeds")
     p.add_argument(
         "--dataset",
-        type=_names,
+        type=names,
         default=None,
         help="preferred dataset variant(s) of the paper tables, e.g. adk-mini or motion-walk-30fps (default: one table "
              "per stored variant); a dataset no paper table has (PATH.npz, motion-walk-35_01, peptide-*): its own "
@@ -170,23 +161,23 @@ def add_table_parsers(subparsers: Any) -> None:
     p.add_argument(
         "--data-dir", type=Path, default=None, help="data cache (default $ESTAGBENCH_DATA or ~/.cache/estagbench)"
     )
-    p.add_argument("--seeds", type=_ints, default=None, help="comma list of seeds (preset default)")
+    p.add_argument("--seeds", type=ints, default=None, help="comma list of seeds (preset default)")
     p.add_argument(
         "--epochs", type=positive_int, default=None, help="training epochs for every model of the table (preset default)"
     )
     p.add_argument(
         "--dataset",
-        type=_names,
+        type=names,
         default=None,
         help="dataset(s) to run, each filling its column (adk-mini, motion-walk-30fps); default the paper's",
     )
     p.add_argument(
-        "--molecules", "--cases", dest="cases", type=_names, default=None, help="MD17 molecules (columns) to run"
+        "--molecules", "--cases", dest="cases", type=names, default=None, help="MD17 molecules (columns) to run"
     )
-    p.add_argument("--models", type=_names, default=None, help="only these rows (registry names)")
+    p.add_argument("--models", type=names, default=None, help="only these rows (registry names)")
     p.add_argument(
         "--model-hparams",
-        type=_hparams,
+        type=hparams,
         default=None,
         help="extra model hyper-parameters for every cell, key=value,... (recorded in the config)",
     )
@@ -196,9 +187,9 @@ def add_table_parsers(subparsers: Any) -> None:
         help="frames excluded at both ends of an MD17 trajectory (MD17 default 10000; PATH.npz default 0)"
     )
     p.add_argument(
-        "--split-fractions", type=_floats, default=None, help="train,val,test fractions (MD17 default 0.1,0.05,0.05)"
+        "--split-fractions", type=floats, default=None, help="train,val,test fractions (MD17 default 0.1,0.05,0.05)"
     )
-    p.add_argument("--split-caps", type=_ints, default=None, help="train,val,test caps")
+    p.add_argument("--split-caps", type=ints, default=None, help="train,val,test caps")
     p.add_argument("--lr", type=float, default=None, help="override the dataset's learning rate")
     p.add_argument("--batch-size", type=positive_int, default=None)
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
@@ -209,8 +200,3 @@ def add_table_parsers(subparsers: Any) -> None:
     add_executor_args(p)
     p.set_defaults(func=_cmd_reproduce, _parser=p)
 
-    from ..plots import add_plot_arguments
-
-    p = subparsers.add_parser("plot", help="figures (PNG + PDF): curves, rollout, attention, tsweep, sample")
-    add_plot_arguments(p)
-    p.set_defaults(func=_cmd_plot)

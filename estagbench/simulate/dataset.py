@@ -1,5 +1,8 @@
 """Simulated solvated peptide: datasets ``peptide-explicit``, ``peptide-implicit``, ``peptide-vacuum``.
 
+The datasets live beside their generator (:mod:`estagbench.simulate.peptide`), not in
+:mod:`estagbench.data`: the data layer never imports the simulation (which imports it).
+
 Data card
 ---------
 * Source: generated on demand with OpenMM by :mod:`estagbench.simulate.peptide` from the
@@ -34,11 +37,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .base import CaseData
-from .trajectory import read_trajectory
-from .trajectory_case import case_from_trajectory
+from .. import protocol as P
+from ..data.base import CaseData
+from ..data.registry import Dataset, Protocol, register_dataset
+from ..data.trajectory import read_trajectory
+from ..data.trajectory_case import case_from_trajectory
 
-__all__ = ["PEPTIDE_CASES", "load_peptide", "peptide_settings"]
+__all__ = ["PEPTIDE_CASES", "Peptide", "load_peptide", "peptide_settings"]
 
 #: case name (= solvent) of each dataset ``peptide-<case>``
 PEPTIDE_CASES = ("explicit", "implicit", "vacuum")
@@ -46,7 +51,7 @@ PEPTIDE_CASES = ("explicit", "implicit", "vacuum")
 
 def peptide_settings(case: str, **overrides: Any) -> Any:
     """The default :class:`~estagbench.simulate.peptide.PeptideSettings` of a case, with overrides."""
-    from ..simulate.peptide import PeptideSettings
+    from .peptide import PeptideSettings
 
     if case not in PEPTIDE_CASES:
         raise KeyError(f"unknown peptide case {case!r}; valid: {', '.join(PEPTIDE_CASES)} "
@@ -86,7 +91,7 @@ def load_peptide(
     CaseData with ``dataset="peptide"``, ``case=case``, one trajectory
     ``(frames, N, 1, 3)`` in Å; ``params`` adds the simulation settings hash.
     """
-    from ..simulate.peptide import generate_peptide
+    from .peptide import generate_peptide
 
     if settings is None:
         settings = peptide_settings(case)
@@ -108,3 +113,27 @@ def load_peptide(
         f"file {path.name}; the solvent is not observed"
     )
     return data
+
+
+_ABOUT = "Val-Glu-Val tripeptide (MDAnalysisTests bala.prmtop), OpenMM"
+
+
+@register_dataset("peptide-vacuum", family="peptide", cases=("vacuum",), description=f"{_ABOUT} in vacuum; generated offline")
+@register_dataset("peptide-implicit", family="peptide", cases=("implicit",),
+                  description=f"{_ABOUT} with GBn2 implicit water; generated offline")
+@register_dataset("peptide-explicit", family="peptide", cases=("explicit",),
+                  description=f"{_ABOUT} with explicit TIP3P water (solvent hidden); generated offline")
+class Peptide(Dataset):
+    """A simulated solvated peptide (module data card); the trajectory is generated and cached on first use."""
+
+    offline = True
+    options = ("history", "stride", "split_margin", "split_fractions", "split_caps")
+    protocol = Protocol(lr=P.LR_MD17, scale=P.MD17_SCALE, unit="×10⁻³",
+                        split="MD17 rules, margin 0, fractions 0.3/0.15/0.15, seed 100")
+
+    def load(self, case: str, data_dir: Path, **opts: Any) -> CaseData:
+        return load_peptide(case, data_dir, **opts)
+
+    def small_instance(self) -> tuple[str, dict[str, Any]] | None:
+        """None: a first load runs an OpenMM simulation (minutes); tests/test_simulate.py covers it on a short run."""
+        return None

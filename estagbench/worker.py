@@ -165,6 +165,9 @@ def run_spec(
             say(f"warning: {spec.describe()} was planned with the {spec.implementation} implementation but ran with "
                 f"{implementation}; stored as that implementation's cell")
             spec = dataclasses.replace(spec, implementation=implementation)
+            moved = store.root / "runs" / spec.key()
+            if not moved.exists():  # its log and checkpoint go with it
+                os.replace(store.run_dir(key), moved)
         data_files = [f.as_dict() for f in data.files]
         rec = Record(
             model=spec.model, dataset=spec.dataset, case=spec.case, seed=spec.seed, config_hash=spec.config_hash(),

@@ -270,3 +270,27 @@ def test_implementation_keys_keep_todays_ids_where_auto_picks_the_default():
     assert planned_implementation("pt-t", one, train) == (None, None)
     if torch.cuda.is_available():
         assert planned_implementation("estag", one, TrainConfig(device="cuda")) == ("torch", "fused")
+
+
+def test_the_core_never_imports_ray_or_submitit(tmp_path, toy):
+    code = ("import sys\nfrom estagbench.cli import main\n"
+            f"rc = main({_args(toy, tmp_path / 'res', 'pt-t', '1,2', '1', '--jobs', '2')!r})\n"
+            "assert rc == 0, rc\nbad = [m for m in ('ray', 'submitit') if m in sys.modules]\nassert not bad, bad\n")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+
+
+def test_executor_flags_are_checked_before_anything_runs(monkeypatch, capsys):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real(name, *a))
+    assert main(["run", "--models", "pt-t", "--dataset", "md17", "--executor", "ray"]) == 2
+    assert "pip install 'estagbench[ray]'" in capsys.readouterr().err
+    monkeypatch.undo()
+    assert main(["run", "--models", "pt-t", "--dataset", "md17", "--executor", "ray", "--jobs", "2"]) == 2
+    assert "--jobs 2 applies to --executor process" in capsys.readouterr().err
+    assert main(["run", "--models", "pt-t", "--dataset", "md17", "--executor", "local", "--jobs", "2"]) == 2
+    assert main(["run", "--models", "pt-t", "--dataset", "md17", "--shard", "3/2"]) == 2
+    assert "--shard '3/2'" in capsys.readouterr().err

@@ -172,12 +172,10 @@ def test_kill_9_of_a_jobs_2_driver_leaves_no_worker_and_the_next_run_resumes(tmp
 def test_two_concurrent_drivers_store_each_cell_once(tmp_path, toy):
     out = tmp_path / "res"
     args = _args(toy, out, "estag", "1,2,3,4", "40")
-    first = _driver(args)
-    _wait_for_claims(out, 1, first)  # the first is training: the second starts beside it
-    second = _driver(args)
+    first, second = _driver(args), _driver(args)  # started together: the grid takes far longer than start-up jitter
     outs = [p.communicate(timeout=300) for p in (first, second)]
     assert [first.returncode, second.returncode] == [0, 0], outs
-    assert f"also used by process {first.pid}" in outs[1][1]  # they did run at the same time
+    assert (f"also used by process {first.pid}" in outs[1][1]) or (f"also used by process {second.pid}" in outs[0][1])
     trained = sum(err.count("test MSE") for _, err in outs)
     recs = _records(out)
     assert len(recs) == 4 and trained == 4  # every cell trained by exactly one of the two

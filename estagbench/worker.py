@@ -135,7 +135,7 @@ def run_spec(
         os.environ.setdefault("ESTAGBENCH_KERNEL_THREADS", str(threads))  # the fused kernel: no oversubscription
     store = ResultStore(Path(out))
     key = spec.key()
-    claim = store.try_claim(key, executor)
+    claim = store.try_claim(key, executor, say)
     if claim is None:
         return None
     try:

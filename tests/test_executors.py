@@ -159,11 +159,23 @@ def test_kill_9_of_a_jobs_2_driver_leaves_no_worker_and_the_next_run_resumes(tmp
     while any(pid_alive(p) for p in workers) and time.time() < deadline:
         time.sleep(0.1)
     assert not any(pid_alive(p) for p in workers), "a worker outlived its killed driver by 5 s"
+    assert {c.pid for c in ResultStore(out).claims().values()} == set(workers)  # left behind by the dead workers
     capsys.readouterr()
     assert main(args) == 0  # the same command resumes: the dead run's lock and claims are taken over
     err = capsys.readouterr().err
     assert f"the run of process {proc.pid}" in err and "ended without releasing its lock" in err
     assert len(_records(out)) == 2 and not list((out / "claims").glob("*.claim"))
+
+
+def test_ctrl_c_of_a_jobs_2_driver_stops_its_workers_and_releases_their_cells(tmp_path, toy):
+    out = tmp_path / "res"
+    proc = _driver(_args(toy, out, "estag", "1,2", "400", "--jobs", "2"))
+    workers = [c.pid for c in _wait_for_claims(out, 2, proc).values()]
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "rerun the same command to resume" in err
+    assert not any(pid_alive(p) for p in workers)
+    assert not list((out / "claims").glob("*.claim")) and not list((out / "locks").glob("*.json"))
 
 
 # ------------------------------------------------------------------ several drivers on one folder

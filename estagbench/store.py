@@ -242,7 +242,7 @@ class ResultStore(_BaseStore):
                 out[c.key] = c
         return out
 
-    def try_claim(self, key: str, executor: str = "") -> Claim | None:
+    def try_claim(self, key: str, executor: str = "", say: Callable[[str], None] | None = None) -> Claim | None:
         """Claim cell ``key`` for this process: the :class:`Claim` on success, None when a live
         process holds it.  A stale claim (dead process) is taken over with a warning."""
         path = self._claim_path(key)
@@ -278,9 +278,12 @@ class ResultStore(_BaseStore):
                     os.rename(aside, path)
                     return None
                 aside.unlink(missing_ok=True)
-                warnings.warn(f"{path}: took over the claim of process {held.pid} on {held.host} "
-                              f"(dead or silent since {time.strftime('%H:%M:%S', time.localtime(held.heartbeat))})",
-                              RuntimeWarning, stacklevel=2)
+                msg = (f"{path}: took over the claim of process {held.pid} on {held.host} "
+                       f"(dead or silent since {time.strftime('%H:%M:%S', time.localtime(held.heartbeat))})")
+                if say is not None:
+                    say(f"warning: {msg}")
+                else:
+                    warnings.warn(msg, RuntimeWarning, stacklevel=2)
                 continue
             tmp.unlink(missing_ok=True)
             return mine

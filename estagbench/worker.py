@@ -163,7 +163,7 @@ def run_spec(
         os.environ.setdefault("ESTAGBENCH_KERNEL_THREADS", str(threads))  # the fused kernel: no oversubscription
     store = ResultStore(Path(out))
     key = spec.key()
-    claim = store.try_claim(key, executor)
+    claim = store.try_claim(key, executor, say)
     if claim is None:
         return None
     try:
@@ -200,6 +200,9 @@ def run_spec(
             say(f"warning: {spec.describe()} was planned with the {spec.implementation} implementation but ran with "
                 f"{implementation}; stored as that implementation's cell")
             spec = dataclasses.replace(spec, implementation=implementation)
+            moved = store.root / "runs" / spec.key()
+            if not moved.exists():  # its log and checkpoint go with it
+                os.replace(store.run_dir(key), moved)
         data_files = [f.as_dict() for f in data.files]
         rec = Record(
             model=spec.model, dataset=spec.name, case=spec.case, seed=spec.seed, config_hash=spec.config_hash(),

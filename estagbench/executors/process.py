@@ -52,6 +52,7 @@ def die_with_parent(parent_pid: int) -> None:
 
 def _child(conn: Connection, parent_pid: int, spec: RunSpec, out: Path, kwargs: dict[str, Any]) -> None:
     die_with_parent(parent_pid)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stopped by the driver: release the claim on the way out
     try:
         res: Any = ("ok", run_spec(spec, out, **kwargs))
     except KeyboardInterrupt:
@@ -60,6 +61,8 @@ def _child(conn: Connection, parent_pid: int, spec: RunSpec, out: Path, kwargs: 
         res = ("error", (exc, traceback.format_exc()))
     try:
         conn.send(res)
+    except (BrokenPipeError, ConnectionResetError):  # the driver stopped listening (Ctrl-C)
+        return
     except Exception as exc:  # the exception itself could not be pickled
         conn.send(("error", (RuntimeError(f"{type(res[1][0]).__name__}: {res[1][0]}"), str(exc))))
     conn.close()

@@ -1,7 +1,7 @@
 """``--executor ray``: one Ray task per cell (``pip install 'estagbench[ray]'``).
 
 ``--ray-address auto|HOST:PORT`` joins a running cluster; without it a local cluster is
-started for the run (dashboard off) and shut down at its end.  A cell asks for one CPU
+started for the run (dashboard off, once per command) and shut down at its end.  A cell asks for one CPU
 (``num_gpus`` 1 with ``--device cuda``) and is retried at most ``max_retries`` times (1 by
 default: a task whose worker died, e.g. SIGKILL or out of memory; an exception raised by
 the cell is not retried).  Ctrl-C cancels every task (forcefully: their workers are
@@ -46,17 +46,29 @@ class RayExecutor:
         self.max_retries = max_retries
         self.init_options = dict(init_options or {})
 
-    def _connect(self) -> bool:
-        """Connect to (or start) the cluster; True when this call started it (and must stop it)."""
+    def _connect(self) -> None:
+        """Connect to (or start) the cluster once; one this executor started is stopped at exit (or on Ctrl-C),
+        so ``reproduce`` with several runner calls starts it once."""
+        import atexit
+
         import ray
 
         if ray.is_initialized():
-            return False
+            return
         if self.address in (None, "", "local"):
             ray.init(include_dashboard=False, **self.init_options)
         else:
             ray.init(address=self.address, **self.init_options)
-        return True
+        self._started = True
+        atexit.register(self.close)
+
+    def close(self) -> None:
+        """Stop the cluster this executor started, or disconnect from the one it joined."""
+        import ray
+
+        if getattr(self, "_started", False):
+            self._started = False
+            ray.shutdown()
 
     def execute(self, specs: Sequence[RunSpec], out: Path, *, command: str | None = None,
                 progress: bool = False, log: Callable[[str], None] | None = None) -> Iterator[Outcome]:
@@ -65,7 +77,7 @@ class RayExecutor:
         say = log or (lambda s: print(s, file=sys.stderr))
         if not specs:
             return
-        started = self._connect()
+        self._connect()
         store = ResultStore(Path(out))
         remote = ray.remote(_ray_cell).options(num_cpus=self.num_cpus, num_gpus=self.num_gpus,
                                                max_retries=self.max_retries, retry_exceptions=False)
@@ -99,7 +111,5 @@ class RayExecutor:
         except BaseException:
             for ref in refs:  # Ctrl-C or an error: stop every cell still queued or running
                 ray.cancel(ref, force=True)
+            self.close()
             raise
-        finally:
-            if started:
-                ray.shutdown()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import signal
 import subprocess
 import sys
@@ -188,7 +189,7 @@ def test_two_concurrent_drivers_store_each_cell_once(tmp_path, toy):
     outs = [p.communicate(timeout=300) for p in (first, second)]
     assert [first.returncode, second.returncode] == [0, 0], outs
     assert (f"also used by process {first.pid}" in outs[1][1]) or (f"also used by process {second.pid}" in outs[0][1])
-    trained = sum(err.count("test MSE") for _, err in outs)
+    trained = sum(len(re.findall(r"seed \d+: test MSE", err)) for _, err in outs)  # the line of a trained cell
     recs = _records(out)
     assert len(recs) == 4 and trained == 4  # every cell trained by exactly one of the two
     assert {r["execution"]["pid"] for r in recs.values()} <= {first.pid, second.pid}

@@ -28,7 +28,7 @@ FAMILY_MODULES = {
     "md17": "estagbench.data.md17",
     "adk": "estagbench.data.adk",
     "motion": "estagbench.data.mocap",
-    "peptide": "estagbench.data.peptide",
+    "peptide": "estagbench.simulate.dataset",
 }
 #: Table metadata shown beside each table (budget, provenance), in this order.
 TABLE_META = ("datasets", "epochs", "seeds", "budget", "commit", "machine", "versions", "wall_time", "official_data",

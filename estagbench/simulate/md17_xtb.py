@@ -248,7 +248,7 @@ def generate_molecule(
 
     def log(msg: str) -> None:
         if progress:
-            print(f"{label} {msg}", file=sys.stderr, flush=True)
+            print(f"{time.strftime('%H:%M:%S')} {label} {msg}", file=sys.stderr, flush=True)
 
     resumed = (work / "state.npz").exists()
     log(f"{'resuming' if resumed else 'starting'} in {work}: {settings.frames} frames after "

@@ -124,7 +124,11 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:
-    from .data.catalog import DATASETS
+    from .data.catalog import DATASETS, data_card
+
+    if args.info:
+        print(data_card(args.info))
+        return 0
 
     for spec in DATASETS.values():
         cases = ",".join(spec.cases)
@@ -234,6 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_models)
 
     p = sub.add_parser("datasets", help="list datasets")
+    p.add_argument("--info", metavar="NAME", default=None, help="print the data card of dataset NAME (e.g. md17-xtb)")
     p.set_defaults(func=cmd_datasets)
 
     p = sub.add_parser("download", help="download a dataset into the cache")

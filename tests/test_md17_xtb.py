@@ -181,3 +181,42 @@ def test_missing_extra_names_it(monkeypatch: pytest.MonkeyPatch, capsys: pytest.
     assert main(["simulate", "md17-xtb", "--molecules", "ethanol", "--frames", "10", "--data-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert "pip install 'estagbench[simulate]'" in err and "tblite" in err and "\n" not in err
+
+
+def test_dataset_short_variant_loads_and_trains(generated: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from estagbench.data.catalog import load_case
+    from estagbench.data.md17 import md17_case, read_md17_arrays
+    from estagbench.results import load_results
+
+    data_dir = generated.parents[2]
+    with pytest.warns(RuntimeWarning, match="non-default settings .*equilibration_ps"):
+        case = load_case("md17-xtb-short", "ethanol", data_dir=data_dir)
+    assert case.dataset == "md17" and case.num_nodes == 3 and case.history == 10 and case.stride == 10
+    assert {k: len(v) for k, v in case.windows.items()} == {"train": 179, "val": 89, "test": 89}
+    assert case.params["split_margin"] == 100 and case.params["split_seed"] == 100
+    assert not case.files[0].official and case.params["source"] == "md17-xtb (short)"
+    # the same code as md17: only the file differs
+    R, z = read_md17_arrays(generated)
+    ref = md17_case(generated, "ethanol", R, z, case.files[0], split_margin=100)
+    assert all(np.array_equal(ref.windows[k], case.windows[k]) for k in ref.windows)
+    assert np.array_equal(ref.edge_index, case.edge_index) and np.array_equal(ref.trajectories[0], case.trajectories[0])
+    out = tmp_path / "results"
+    rc = main(["run", "--models", "estag", "--dataset", "md17-xtb-short", "--molecules", "ethanol", "--epochs", "1",
+               "--seeds", "1", "--data-dir", str(data_dir), "--out", str(out), "--no-progress"])
+    assert rc == 0, capsys.readouterr().err
+    df = load_results(out)
+    assert list(df.dataset) == ["md17-xtb-short"] and np.isfinite(df.test_mse.iloc[0])
+
+
+def test_official_variant_missing_names_the_command(tmp_path: Path) -> None:
+    from estagbench.data.catalog import load_case
+
+    with pytest.raises(FileNotFoundError, match="estagbench simulate md17-xtb --molecules uracil --frames official"):
+        load_case("md17-xtb", "uracil", data_dir=tmp_path)
+
+
+def test_data_card(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["datasets", "--info", "md17-xtb"]) == 0
+    card = capsys.readouterr().out
+    for needle in ("GFN2-xTB", "not DFT", "Nosé–Hoover", "Seed 1", "margin 10 000", "md17-xtb-short"):
+        assert needle in card

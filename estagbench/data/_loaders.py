@@ -27,6 +27,18 @@ def md17(case: str, data_dir: Path, **opts: Any) -> CaseData:
     return load_md17(case, data_dir, **_reject("md17", opts, _SPLIT_OPTS))
 
 
+def md17_xtb(case: str, data_dir: Path, **opts: Any) -> CaseData:
+    from .md17_xtb import load_md17_xtb
+
+    return load_md17_xtb(case, data_dir, **_reject("md17-xtb", opts, _SPLIT_OPTS))
+
+
+def md17_xtb_short(case: str, data_dir: Path, **opts: Any) -> CaseData:
+    from .md17_xtb import load_md17_xtb
+
+    return load_md17_xtb(case, data_dir, variant="short", **_reject("md17-xtb-short", opts, _SPLIT_OPTS))
+
+
 def npz_file(case: str, data_dir: Path, **opts: Any) -> CaseData:  # noqa: ARG001 - case is the file stem
     from .trajectory_case import load_trajectory_case
 

@@ -18,7 +18,7 @@ from ..registry import UnknownNameError
 from .base import CaseData
 from .download import resolve_data_dir
 
-__all__ = ["DatasetSpec", "DATASETS", "get_dataset_spec", "list_datasets", "resolve_cases", "load_case"]
+__all__ = ["DatasetSpec", "DATASETS", "DATA_CARDS", "data_card", "get_dataset_spec", "list_datasets", "resolve_cases", "load_case"]
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,13 @@ DATASETS: dict[str, DatasetSpec] = {
     for s in [
         DatasetSpec("md17", "md17", _MD17_MOLECULES, "estagbench.data._loaders:md17", 5e-3,
                     "MD17 molecules, heavy atoms, T=10, Δ=10 (Table 1)", "1", scale=1e3),
+        # issue 22: MD17's protocol on trajectories generated offline with GFN2-xTB (estagbench simulate md17-xtb)
+        DatasetSpec("md17-xtb", "md17", _MD17_MOLECULES, "estagbench.data._loaders:md17_xtb", 5e-3,
+                    "MD17 molecules simulated offline with GFN2-xTB (not DFT), official lengths, MD17's exact protocol; "
+                    "`estagbench simulate md17-xtb` generates it", offline=True, scale=1e3),
+        DatasetSpec("md17-xtb-short", "md17", _MD17_MOLECULES, "estagbench.data._loaders:md17_xtb_short", 5e-3,
+                    "2000-frame md17-xtb for quick checks/CI (split margin T·Δ instead of 10000; smoke checks only); "
+                    "`estagbench simulate md17-xtb --frames 2000`", offline=True, scale=1e3),
         DatasetSpec("adk", "adk", ("equilibrium",), "estagbench.data._loaders:adk", 5e-5,
                     "AdK equilibrium trajectory (MDAnalysisData adk_equilibrium), 4-channel residues (Table 2)", "2"),
         DatasetSpec("adk-mini", "adk", ("mini",), "estagbench.data._loaders:adk", 5e-5,
@@ -79,6 +86,26 @@ DATASETS: dict[str, DatasetSpec] = {
                     "Val-Glu-Val tripeptide (MDAnalysisTests bala.prmtop), OpenMM in vacuum; generated offline", offline=True, scale=1e3),
     ]
 }
+
+
+#: dataset name -> module whose docstring is its data card (``estagbench datasets --info NAME``)
+DATA_CARDS: dict[str, str] = {
+    "md17": "estagbench.data.md17",
+    "md17-xtb": "estagbench.data.md17_xtb",
+    "md17-xtb-short": "estagbench.data.md17_xtb",
+}
+
+
+def data_card(name: str) -> str:
+    """The data card of a dataset name: its spec, then its module's documentation where one is registered."""
+    spec = get_dataset_spec(name)
+    head = (f"{spec.name}: {spec.description}\nfamily {spec.family}; cases {', '.join(spec.cases)}; lr {spec.lr:g}; "
+            f"tables print MSE × {spec.scale:g}{'; offline' if spec.offline else ''}")
+    module = DATA_CARDS.get(spec.name)
+    if module is None:
+        return head
+    doc = importlib.import_module(module).__doc__ or ""
+    return f"{head}\n\n{doc.strip()}"
 
 
 def _md_spec(spec: str) -> DatasetSpec:

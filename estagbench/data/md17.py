@@ -34,7 +34,7 @@ from .graphs import cutoff_adjacency, edge_features_z_hop, one_and_two_hop
 from .splits import md17_split
 from .trajectory import load_npz
 
-__all__ = ["MOLECULES", "FILES", "URL_BASE", "md17_path", "download_md17", "load_md17"]
+__all__ = ["MOLECULES", "FILES", "URL_BASE", "md17_path", "download_md17", "load_md17", "read_md17_arrays", "md17_case"]
 
 URL_BASE = "http://quantum-machine.org/gdml/data/npz"
 
@@ -112,18 +112,8 @@ def load_md17(
             f"MD17 file {path} not found. Run `estagbench download md17 --molecules {molecule}` (fetches "
             f"{URL_BASE}/{FILES[molecule][0]}) or put the file there; --data-dir / $ESTAGBENCH_DATA choose the folder."
         )
-    arrays = load_npz(path, required=("R", "z"))
-    R, z = np.asarray(arrays["R"]), np.asarray(arrays["z"]).reshape(-1)
-    for key, arr, kinds in (("R", R, "f"), ("z", z, "iuf")):
-        if arr.dtype.kind not in kinds:
-            need = "floating point" if kinds == "f" else "numeric"
-            raise DataError(f"{path}: {key} must be {need}, got dtype {arr.dtype}")
-    if R.ndim != 3 or R.shape[2] != 3 or R.shape[1] != z.shape[0]:
-        raise DataError(f"{path}: expected R of shape (frames, {z.shape[0]}, 3) matching z {z.shape}, got R {R.shape}")
-    if not np.all(np.isfinite(R)):
-        bad = np.argwhere(~np.isfinite(R))[0]
-        raise DataError(f"{path}: R contains NaN/inf coordinates (first at frame {bad[0]}, atom {bad[1]})")
-    fname, official_frames, heavy = FILES[molecule]
+    R, z = read_md17_arrays(path)
+    fname, official_frames, _ = FILES[molecule]
     digest = sha256_file(path)
     if fname in KNOWN_SHA256:
         official = digest == KNOWN_SHA256[fname]
@@ -136,6 +126,46 @@ def load_md17(
             RuntimeWarning,
             stacklevel=2,
         )
+    return md17_case(path, molecule, R, z, FileRecord(str(path), digest, official, KNOWN_SHA256.get(fname)),
+                     history=history, stride=stride, split_margin=split_margin, split_fractions=split_fractions,
+                     split_caps=split_caps, seed=seed)
+
+
+def read_md17_arrays(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """``R`` and ``z`` of an MD17-layout ``.npz``, checked (dtype, shapes, finite; DataError naming the file)."""
+    arrays = load_npz(path, required=("R", "z"))
+    R, z = np.asarray(arrays["R"]), np.asarray(arrays["z"]).reshape(-1)
+    for key, arr, kinds in (("R", R, "f"), ("z", z, "iuf")):
+        if arr.dtype.kind not in kinds:
+            need = "floating point" if kinds == "f" else "numeric"
+            raise DataError(f"{path}: {key} must be {need}, got dtype {arr.dtype}")
+    if R.ndim != 3 or R.shape[2] != 3 or R.shape[1] != z.shape[0]:
+        raise DataError(f"{path}: expected R of shape (frames, {z.shape[0]}, 3) matching z {z.shape}, got R {R.shape}")
+    if not np.all(np.isfinite(R)):
+        bad = np.argwhere(~np.isfinite(R))[0]
+        raise DataError(f"{path}: R contains NaN/inf coordinates (first at frame {bad[0]}, atom {bad[1]})")
+    return R, z
+
+
+def md17_case(
+    path: Path,
+    molecule: str,
+    R: np.ndarray,
+    z: np.ndarray,
+    record: FileRecord,
+    *,
+    history: int | None = None,
+    stride: int | None = None,
+    split_margin: int | None = None,
+    split_fractions: tuple[float, float, float] | None = None,
+    split_caps: tuple[int, int, int] | None = None,
+    seed: int = 100,
+) -> CaseData:
+    """MD17's protocol applied to one molecule's ``R``/``z`` (heavy atoms, benzene centred, λ graph, split).
+
+    Shared by ``md17`` and ``md17-xtb``, so that the two differ only in the file read.
+    """
+    heavy = FILES[molecule][2]
     keep = z > 1
     if int(keep.sum()) != heavy:
         raise DataError(f"{path}: {int(keep.sum())} heavy atoms, MD17 {molecule} has {heavy}")
@@ -165,7 +195,7 @@ def load_md17(
         windows=windows,
         history=T,
         stride=D,
-        files=[FileRecord(str(path), digest, official, KNOWN_SHA256.get(fname))],
+        files=[record],
         one_hop_mask=hop == 1,
         params={"history": T, "stride": D, "split_margin": margin, "split_fractions": list(fracs),
                 "split_caps": list(caps), "split_seed": seed, "cutoff": CUTOFF},

@@ -111,11 +111,58 @@ class Structure:
     info: dict[str, Any]
 
 
-def _calculator(settings: Any) -> Any:
-    from tblite.ase import TBLite
+_MD_CALCULATOR: Any = None
 
-    return TBLite(method=settings.method, accuracy=settings.scf_accuracy, max_iterations=settings.scf_max_iterations,
-                  electronic_temperature=settings.electronic_temperature_k, verbosity=0)
+
+def _md_calculator_class() -> Any:
+    """tblite's ASE calculator, trimmed for MD (same numbers, about a third less time per step).
+
+    * ``calculate`` reads only the energy and the gradient from tblite's result (the stock one
+      also reads charges, dipole and bond orders, which cost as much as a small molecule's SCF);
+    * ``check_state`` compares positions exactly and skips ASE's element-wise tolerance checks
+      when nothing but positions can have changed (numbers, cell, pbc and the per-atom arrays
+      are those of the last calculation), as in MD.
+    The SCF, its restart from the previous wavefunction, and the unit conversions are tblite's
+    (tblite 0.8.0: ``_check_api_calculator``/``_create_api_calculator``/``_res``).
+    """
+    global _MD_CALCULATOR
+    if _MD_CALCULATOR is not None:
+        return _MD_CALCULATOR
+    from ase.calculators.calculator import CalculationFailed, Calculator, all_changes
+    from ase.units import Bohr, Hartree
+    from tblite.ase import TBLite, _create_api_calculator
+
+    class MDTBLite(TBLite):
+        implemented_properties = ["energy", "free_energy", "forces"]
+
+        def check_state(self, atoms: Any, tol: float = 1e-15) -> list[str]:
+            prev = self.atoms
+            if (prev is None or len(prev) != len(atoms) or not np.array_equal(prev.numbers, atoms.numbers)
+                    or not np.array_equal(prev.cell.array, atoms.cell.array) or not np.array_equal(prev.pbc, atoms.pbc)
+                    or set(prev.arrays) - {"momenta"} != set(atoms.arrays) - {"momenta"}):
+                return super().check_state(atoms, tol)
+            return [] if np.array_equal(prev.positions, atoms.positions) else ["positions"]
+
+        def calculate(self, atoms: Any = None, properties: Any = None, system_changes: Any = all_changes) -> None:
+            Calculator.calculate(self, atoms, properties or ["energy"], system_changes)
+            self._check_api_calculator(system_changes)
+            if self._xtb is None:
+                self._xtb = _create_api_calculator(self.atoms, self.parameters)
+            try:
+                self._res = self._xtb.singlepoint(self._res)
+            except RuntimeError as exc:
+                raise CalculationFailed(str(exc)) from exc
+            self.results["energy"] = self.results["free_energy"] = self._res["energy"] * Hartree
+            self.results["forces"] = -self._res["gradient"] * Hartree / Bohr
+
+    _MD_CALCULATOR = MDTBLite
+    return MDTBLite
+
+
+def _calculator(settings: Any) -> Any:
+    return _md_calculator_class()(method=settings.method, accuracy=settings.scf_accuracy,
+                                  max_iterations=settings.scf_max_iterations,
+                                  electronic_temperature=settings.electronic_temperature_k, verbosity=0)
 
 
 def initial_structure(settings: Any) -> Structure:

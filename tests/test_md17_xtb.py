@@ -126,7 +126,6 @@ def test_interrupt_and_resume_equal_uninterrupted(generated: Path, tmp_path: Pat
 
 def test_scf_failure_names_the_step_and_keeps_the_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from ase.calculators.calculator import CalculationFailed
-    from tblite.ase import TBLite
 
     from estagbench.simulate import _xtb_md
 
@@ -134,7 +133,8 @@ def test_scf_failure_names_the_step_and_keeps_the_checkpoint(tmp_path: Path, mon
     out = tmp_path / "md17_xtb_ethanol.npz"
     structure = _xtb_md.initial_structure(settings)
     monkeypatch.setattr(_xtb_md, "initial_structure", lambda s: structure)
-    real = TBLite.calculate
+    calc_class = _xtb_md._md_calculator_class()
+    real = calc_class.calculate
     calls = {"n": 0}
 
     def flaky(self, *args, **kwargs):
@@ -143,7 +143,7 @@ def test_scf_failure_names_the_step_and_keeps_the_checkpoint(tmp_path: Path, mon
             raise CalculationFailed("SCF not converged in 250 cycles")
         return real(self, *args, **kwargs)
 
-    monkeypatch.setattr(TBLite, "calculate", flaky)
+    monkeypatch.setattr(calc_class, "calculate", flaky)
     with pytest.raises(ValueError, match=r"SCF did not converge .* at step 46 \(production frame 46\).*checkpoint \(step 40\)"):
         generate_molecule(settings, out, progress=False)
     assert not out.exists() and not out.with_suffix(".json").exists()

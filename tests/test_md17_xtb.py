@@ -220,3 +220,27 @@ def test_data_card(capsys: pytest.CaptureFixture[str]) -> None:
     card = capsys.readouterr().out
     for needle in ("GFN2-xTB", "not DFT", "Nosé–Hoover", "Seed 1", "margin 10 000", "md17-xtb-short"):
         assert needle in card
+
+
+def test_quality_checks_can_fail() -> None:
+    """The checker itself: a broken bond, a wrong temperature and a drifting energy are caught and measured."""
+    from estagbench.simulate.xtb_quality import KB_EV_PER_K, quality_report
+
+    rng = np.random.default_rng(0)
+    n, frames = 3, 4000
+    z = np.array([6, 8, 1])
+    R = np.array([[0.0, 0, 0], [1.4, 0, 0], [-1.0, 0, 0]]) + 0.001 * rng.standard_normal((frames, n, 3))
+    ekin = np.full(frames, 1.5 * n * KB_EV_PER_K * 500.0)  # exactly 500 K over 3N
+    econs = np.linspace(0.0, 0.002, frames)  # +2 meV over 2 ps = +1 meV/ps
+    bonds = np.array([[0, 1], [0, 2]])
+    ok = quality_report(R, z, step_fs=0.5, temperature_k=500, ekin_ev=ekin, econs_ev=econs, bonds=bonds)
+    assert ok["all_passed"] and len(ok["temperature_k"]["blocks"]) == 2
+    assert ok["temperature_k"]["mean"] == pytest.approx(500.0)
+    assert ok["conserved_energy"]["drift_mev_per_ps"] == pytest.approx(1.0, rel=1e-3)
+    broken = R.copy()
+    broken[2500:, 1] += [1.0, 0, 0]  # the C-O bond stretches by 1 Å
+    bad = quality_report(broken, z, step_fs=0.5, temperature_k=400, ekin_ev=ekin, econs_ev=econs * 100, bonds=bonds,
+                         reference=R[0])
+    assert bad["passed"] == {"finite": True, "temperature_mean": False, "energy_drift": False, "bonds_intact": False}
+    assert bad["bonds"]["max_heavy_change_A"] == pytest.approx(1.0, abs=0.01)
+    assert bad["displacement_per_step_A"]["heavy_atoms"]["max"] == pytest.approx(1.0, abs=0.01)

@@ -41,7 +41,6 @@ import numpy as np
 from .base import CaseData, FileRecord, sha256_file
 from .errors import DataError, DataNotFoundError
 from .md17 import DEFAULTS, FILES, md17_case, read_md17_arrays
-from .trajectory import load_npz
 
 __all__ = ["VARIANTS", "SHORT_FRAMES", "md17_xtb_path", "load_md17_xtb"]
 
@@ -56,19 +55,6 @@ def md17_xtb_path(molecule: str, data_dir: Path, variant: str = "official", seed
     if molecule not in FILES:
         raise KeyError(f"unknown MD17 molecule {molecule!r}; valid: {', '.join(FILES)}")
     return Path(data_dir) / "md17_xtb" / f"seed{seed}-{VARIANTS[variant]}" / f"md17_xtb_{molecule}.npz"
-
-
-def _generator_metadata(path: Path) -> dict:
-    arrays = load_npz(path, required=("metadata",))
-    try:
-        meta = json.loads(str(np.asarray(arrays["metadata"])))
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}: 'metadata' is not valid JSON ({exc}); regenerate it with "
-                        "`estagbench simulate md17-xtb --force`") from exc
-    if not isinstance(meta, dict) or meta.get("generator") != GENERATOR:
-        raise DataError(f"{path}: not written by `{GENERATOR}` (metadata 'generator' is "
-                        f"{meta.get('generator') if isinstance(meta, dict) else None!r})")
-    return meta
 
 
 def load_md17_xtb(
@@ -91,8 +77,12 @@ def load_md17_xtb(
             f"md17-xtb file {path} not found; generate it with `estagbench simulate md17-xtb --molecules {molecule} "
             f"--frames {frames} --seed {seed}` (same --data-dir / $ESTAGBENCH_DATA)"
         )
-    meta = _generator_metadata(path)
-    R, z = read_md17_arrays(path)
+    R, z, generator = read_md17_arrays(path)
+    if generator != GENERATOR:
+        raise DataError(f"{path}: not written by `{GENERATOR}` (its metadata names {generator!r}); regenerate it "
+                        "with `estagbench simulate md17-xtb --force`")
+    with np.load(path, allow_pickle=False) as arrays:  # lazily: only the metadata again
+        meta = json.loads(str(arrays["metadata"]))
     want = FILES[molecule][1] if variant == "official" else SHORT_FRAMES
     if R.shape[0] != want:
         raise DataError(f"{path}: {R.shape[0]} frames, the {variant} variant has {want}; regenerate it with --force")

@@ -73,9 +73,11 @@ def load_md17_xtb(
     path = md17_xtb_path(molecule, data_dir, variant, seed)
     if not path.exists():
         frames = "official" if variant == "official" else str(SHORT_FRAMES)
+        work = sorted(path.parent.glob(f".work-{molecule}-*")) if path.parent.is_dir() else []
+        busy = f" (a generation is under way or was interrupted: {work[0]}; the same command resumes it)" if work else ""
         raise DataNotFoundError(
-            f"md17-xtb file {path} not found; generate it with `estagbench simulate md17-xtb --molecules {molecule} "
-            f"--frames {frames} --seed {seed}` (same --data-dir / $ESTAGBENCH_DATA)"
+            f"md17-xtb file {path} not found{busy}; generate it with `estagbench simulate md17-xtb --molecules "
+            f"{molecule} --frames {frames} --seed {seed}` (same --data-dir / $ESTAGBENCH_DATA)"
         )
     R, z, generator = read_md17_arrays(path)
     if generator != GENERATOR:

@@ -80,7 +80,11 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:
-    from .data.registry import dataset_entries
+    from .data.registry import data_card, dataset_entries
+
+    if args.info:
+        print(data_card(args.info))
+        return 0
 
     names = [*args.names, *([args.dataset] if args.dataset else [])]
     if names:  # window counts per split, leakage, units and steps per epoch of the named datasets
@@ -213,6 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("names", nargs="*", help="dataset names or PATH.npz: load them and show windows per split, leakage, "
                                             "units and optimiser steps per epoch")
     add_data_args(p, dataset_required=False)
+    p.add_argument("--info", metavar="NAME", default=None, help="print the data card of dataset NAME (e.g. md17-xtb)")
     p.set_defaults(func=cmd_datasets)
 
     p = sub.add_parser("download", help="download a dataset into the cache")

@@ -57,6 +57,8 @@ __all__ = [
     "resolve_cases",
     "load_case",
     "ENTRY_POINT_GROUP",
+    "data_card",
+    "dataset_entries",
 ]
 
 ENTRY_POINT_GROUP = "estagbench.datasets"
@@ -353,3 +355,18 @@ def load_case(name: str, case: str | None = None, *, data_dir: str | Path | None
         data.units = units_for_family(ds.family, ds.scale)
         data.up_axis = FAMILY_UP_AXIS.get(ds.family, data.up_axis)
     return data
+
+
+def data_card(name: str) -> str:
+    """``estagbench datasets --info NAME``: the registration (family, cases, protocol, files) and the data card,
+    the documentation of the module that defines the dataset."""
+    import inspect
+
+    ds = get_dataset(name)
+    p = ds.protocol
+    head = (f"{ds.name}: {ds.description}\nfamily {ds.family}; cases {', '.join(ds.cases) or '(the file)'}; "
+            f"T={p.history} Δ={p.stride} lr {p.lr:g}; tables print MSE × {p.scale:g}"
+            f"{'; offline' if ds.offline else ''}" + (f"\nsplit: {p.split}" if p.split else ""))
+    module = inspect.getmodule(type(ds))
+    doc = inspect.getdoc(module) if module is not None else None
+    return f"{head}\n\n{doc.strip()}" if doc else head

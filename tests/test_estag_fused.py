@@ -287,3 +287,34 @@ def test_inputs_the_kernel_cannot_serve() -> None:
     (g,) = torch.autograd.grad(out.sum(), fused.pool, create_graph=True)
     with pytest.raises(RuntimeError):  # no second derivative from the kernel (never a silent zero)
         g.sum().backward()
+
+
+def _caller_flushes() -> bool:
+    """Whether this thread's float32 arithmetic flushes a denormal result to zero (numpy runs SSE)."""
+    import numpy as np
+
+    with np.errstate(under="ignore"):
+        return bool(np.float32(1e-30) * np.float32(1e-10) == 0)
+
+
+@needs_cc
+@pytest.mark.skipif(not torch.set_flush_denormal(False), reason="this CPU has no flush-to-zero control (not x86 SSE3)")
+def test_kernel_sets_its_own_fp_environment_and_restores_the_callers() -> None:
+    """The kernel's numbers (and so its speed) do not depend on the caller's flush-to-zero setting,
+    and the caller's setting is what it was after a forward and a backward call."""
+    _, fused, batch = _pair(nodes=6, history=8, dtype=torch.float32, seed=3)
+    assert _estag_fast.load_kernel(16, torch.float32).flushes_denormals
+    weight = torch.randn(batch.x.shape[0], 6, 1, 3, generator=torch.Generator().manual_seed(0))
+    results = []
+    try:
+        for caller_ftz in (False, True, False):
+            torch.set_flush_denormal(caller_ftz)
+            assert _caller_flushes() == caller_ftz
+            results.append(_grads(fused, batch, weight))
+            assert fused.implementation == "fused"
+            assert _caller_flushes() == caller_ftz  # restored after forward and backward
+    finally:
+        torch.set_flush_denormal(False)
+    for out, grads in results[1:]:
+        assert torch.equal(out, results[0][0])
+        assert all(torch.equal(grads[k], results[0][1][k]) for k in grads if grads[k] is not None)

@@ -130,6 +130,9 @@ class _Kernel:
         self.lib.estag_forward.argtypes = [vp, vp, i, vp, vp, i]
         self.lib.estag_backward.argtypes = [vp, vp, i, vp, i64, vp, vp, vp, i]
         self.lib.estag_forward.restype = self.lib.estag_backward.restype = i
+        #: whether the kernel runs with flush-to-zero / denormals-are-zero set in its own threads
+        #: (x86: yes, whatever the caller's environment, which it restores; elsewhere: untouched)
+        self.flushes_denormals = bool(self.lib.estag_flushes_denormals())
 
 
 def load_kernel(hidden: int, dtype: torch.dtype) -> _Kernel:

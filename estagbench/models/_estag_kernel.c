@@ -22,12 +22,33 @@
  * Build: cc -O3 -march=native -fno-math-errno -fno-trapping-math -shared -fPIC -pthread -DHID=16 [-DUSE_DOUBLE]
  * (no -ffast-math: on GCC < 13 it would switch the whole process to flush-to-zero, and it would
  * let the compiler reorder sums).
+ *
+ * Floating-point environment: the kernel's own speed and numbers must not depend on the
+ * caller's.  Without flush-to-zero, float32 intermediates that underflow (attention weights,
+ * exp of large negatives, tiny gradients) take a microcode assist each, and a step ran ~3x slower.
+ * So on x86 every thread that runs kernel code (the caller's and each one started here) sets
+ * flush-to-zero and denormals-are-zero in its MXCSR on entry and restores the caller's MXCSR on
+ * exit (FP_ENTER / FP_LEAVE); the caller's environment is left as it was.  Other architectures:
+ * the environment is not touched, so numbers there are IEEE gradual underflow and the speed is
+ * whatever the CPU's denormal handling gives (AArch64 cores mostly handle them in hardware).
  */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <pthread.h>
+
+#if defined(__x86_64__) || defined(__i386__) || defined(_M_X64)
+#include <xmmintrin.h>
+/* MXCSR bit 15 = flush-to-zero (FTZ), bit 6 = denormals-are-zero (DAZ) */
+#define FP_ENTER unsigned int fp_saved_csr_ = _mm_getcsr(); _mm_setcsr(fp_saved_csr_ | 0x8040u)
+#define FP_LEAVE _mm_setcsr(fp_saved_csr_)
+#define FP_FLUSHES 1
+#else
+#define FP_ENTER do { } while (0)
+#define FP_LEAVE do { } while (0)
+#define FP_FLUSHES 0
+#endif
 
 #ifndef HID
 #define HID 16
@@ -903,6 +924,8 @@ static int dims_check(const Dims *d, int np) {
 
 int estag_hidden(void) { return H; }
 int estag_real_size(void) { return (int)sizeof(real); }
+/* 1 where the kernel sets flush-to-zero / denormals-are-zero in its threads (x86), else 0 */
+int estag_flushes_denormals(void) { return FP_FLUSHES; }
 
 /* ------------------------------------------------------------------ threads
  * A batch is cut into CHUNKS contiguous chunks of samples (fewer if B is smaller), each with
@@ -921,6 +944,7 @@ typedef struct {
 } Job;
 
 static void *job_run(void *arg) {
+    FP_ENTER;
     const Job *j = (const Job *)arg;
     const Dims *d = j->cx->d;
     const size_t xs = (size_t)d->T * d->N * 3, os = (size_t)d->N * 3;
@@ -938,6 +962,7 @@ static void *job_run(void *arg) {
             if (j->backward) sample_backward(j->cx, j->w, j->gout + b * os);
         }
     }
+    FP_LEAVE;
     return 0;
 }
 
@@ -961,7 +986,7 @@ static int thread_count(int threads, int B) {
 }
 
 /* out (B, N, 3) from x (B, T, N, 3) */
-int estag_forward(const Dims *d, const real *const *P, int np, const real *x, real *out, int threads) {
+static int forward_impl(const Dims *d, const real *const *P, int np, const real *x, real *out, int threads) {
     int rc = dims_check(d, np);
     if (rc) return rc;
     Ctx cx;
@@ -984,8 +1009,8 @@ int estag_forward(const Dims *d, const real *const *P, int np, const real *x, re
 
 /* grad (flat, gsize) += d sum_b <gout_b, out_b> / d params (each sample's forward pass is rerun
  * first: cheaper than keeping a batch's records, which leave the cache) */
-int estag_backward(const Dims *d, const real *const *P, int np, const int64_t *goff, int64_t gsize,
-                   const real *x, const real *gout, real *grad, int threads) {
+static int backward_impl(const Dims *d, const real *const *P, int np, const int64_t *goff, int64_t gsize,
+                         const real *x, const real *gout, real *grad, int threads) {
     int rc = dims_check(d, np);
     if (rc) return rc;
     Ctx cx;
@@ -1040,4 +1065,21 @@ int estag_backward(const Dims *d, const real *const *P, int np, const int64_t *g
     for (int i = 0; i < nthr; i++) work_free(&ws[i]);
     ctx_free(&cx);
     return fail ? -1 : 0;
+}
+
+/* The entry points: the whole call, set-up and reductions included, runs under the kernel's own
+ * floating-point environment (see FP_ENTER), and the caller's is restored before returning. */
+int estag_forward(const Dims *d, const real *const *P, int np, const real *x, real *out, int threads) {
+    FP_ENTER;
+    const int rc = forward_impl(d, P, np, x, out, threads);
+    FP_LEAVE;
+    return rc;
+}
+
+int estag_backward(const Dims *d, const real *const *P, int np, const int64_t *goff, int64_t gsize,
+                   const real *x, const real *gout, real *grad, int threads) {
+    FP_ENTER;
+    const int rc = backward_impl(d, P, np, goff, gsize, x, gout, grad, threads);
+    FP_LEAVE;
+    return rc;
 }

@@ -46,7 +46,7 @@ def test_time_train_step_really_trains() -> None:
 
 def test_profile_train_step_rows() -> None:
     info, batch = synthetic_case(num_nodes=3, batch_size=4)
-    rows = profile_train_step("stag", info, batch, steps=2, warmup=1)  # (ESTAG runs as one fused kernel)
+    rows = profile_train_step("stag", info, batch, steps=2, warmup=1)
     ops = {r["op"] for r in rows}
     assert "aten::mm" in ops or "aten::addmm" in ops  # STAG's MLPs
     assert any("backward" in op.lower() for op in ops)  # the backward pass is profiled too

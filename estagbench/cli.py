@@ -200,6 +200,7 @@ PLUGGABLE: list[tuple[str, str]] = [
     ("estagbench.simulate.cli", "add_simulate_parser"),
     ("estagbench.tables.cli", "add_table_parsers"),
     ("estagbench.bench", "add_bench_parser"),
+    ("estagbench.plan", "add_plan_parser"),
 ]
 
 

@@ -183,10 +183,16 @@ def time_interleaved(jobs: Sequence[tuple[str, dict[str, Any]]], info: DatasetIn
     Every model is built first (seed 0) and runs ``warmup`` untimed steps; then each of ``rounds``
     rounds times one training step, then one evaluation forward, of every model in turn.  Returns
     one dict per job: ``model``, ``hparams``, ``params``, ``train_ms`` / ``eval_ms`` (medians),
-    ``train_q25_ms`` ... ``eval_q75_ms``, ``rounds``; or ``model``, ``hparams``, ``error`` if it failed.
-    On CUDA each timed call ends with a device synchronisation.
+    ``train_q25_ms`` ... ``eval_q75_ms``, ``train_wall_ms`` / ``eval_wall_ms``, ``rounds``, ``clock``;
+    or ``model``, ``hparams``, ``error`` if it failed.
+
+    On the CPU the times are the process's CPU time (``time.process_time``): on a shared machine
+    a step's wall time grows with the load while its CPU time hardly does, and CPU time is what
+    a plan in CPU-hours needs (one torch thread: CPU time = one core's time).  On CUDA they are
+    wall times, each timed call ending with a device synchronisation.
     """
-    sync = torch.cuda.synchronize if str(device).startswith("cuda") else (lambda: None)
+    cuda = str(device).startswith("cuda")
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
     prepared: list[dict[str, Any]] = []
     out: list[dict[str, Any]] = []
     for name, hp in jobs:
@@ -199,25 +205,25 @@ def time_interleaved(jobs: Sequence[tuple[str, dict[str, Any]]], info: DatasetIn
                 if eval_forward:
                     fwd()
             prepared.append({"model": name, "hparams": dict(hp), "step": step, "fwd": fwd, "train": [], "eval": [],
+                             "train_wall": [], "eval_wall": [],
                              "params": sum(p.numel() for p in model.parameters() if p.requires_grad)})
         except Exception as exc:  # noqa: BLE001 - report and go on
             out.append({"model": name, "hparams": dict(hp), "error": f"{type(exc).__name__}: {exc}"})
     for _ in range(rounds):
         for job in prepared:
-            t0 = time.perf_counter()
-            job["step"]()
-            sync()
-            job["train"].append(time.perf_counter() - t0)
-            if eval_forward:
-                t0 = time.perf_counter()
-                job["fwd"]()
+            for kind, fn in (("train", job["step"]), ("eval", job["fwd"])) if eval_forward else (("train", job["step"]),):
+                c0, t0 = time.process_time(), time.perf_counter()
+                fn()
                 sync()
-                job["eval"].append(time.perf_counter() - t0)
+                job[kind].append(time.perf_counter() - t0 if cuda else time.process_time() - c0)
+                job[kind + "_wall"].append(time.perf_counter() - t0)
     for job in prepared:
-        row = {"model": job["model"], "hparams": job["hparams"], "params": job["params"], "rounds": rounds}
+        row = {"model": job["model"], "hparams": job["hparams"], "params": job["params"], "rounds": rounds,
+               "clock": "wall" if cuda else "cpu"}
         for kind in ("train", "eval") if eval_forward else ("train",):
             med, q25, q75 = _summary(job[kind])
-            row.update({f"{kind}_ms": med, f"{kind}_q25_ms": q25, f"{kind}_q75_ms": q75})
+            row.update({f"{kind}_ms": med, f"{kind}_q25_ms": q25, f"{kind}_q75_ms": q75,
+                        f"{kind}_wall_ms": _summary(job[kind + "_wall"])[0]})
         out.append(row)
     order = {(n, json.dumps(h, sort_keys=True)): i for i, (n, h) in enumerate(jobs)}
     return sorted(out, key=lambda r: order[(r["model"], json.dumps(r["hparams"], sort_keys=True))])
@@ -270,7 +276,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if not names:
         raise ValueError(f"no registered model matches {args.models!r}; `estagbench models` lists them all")
     sizes = resolve_sizes(args.sizes) if args.sizes else [BenchSize(f"{args.nodes} nodes", args.nodes)]
-    print(f"machine: {machine_note()}; torch threads {torch.get_num_threads()}, device {args.device}")
+    clock = "wall-clock ms" if args.device.startswith("cuda") else "CPU ms (process time, robust to machine load)"
+    print(f"machine: {machine_note()}; torch threads {torch.get_num_threads()}, device {args.device}; times: {clock}")
     saved: dict[str, Any] = {"machine": machine_note(), "threads": torch.get_num_threads(), "device": args.device,
                              "batch_size": args.batch_size, "history": args.history, "rounds": args.repeats, "sizes": {},
                              "times": []}

@@ -230,14 +230,16 @@ def cmd_plan(args: argparse.Namespace) -> int:
     numbers = parse_table_selector(args.table)
     cells = [c for cs in table_cells(numbers).values() for c in cs]
     keys = step_keys(cells)
-    known = _saved_times(args.step_times) if args.step_times else {}
+    known: dict[StepKey, tuple[float, float]] = {}
+    for path in args.step_times or ():
+        known.update(_saved_times(path))  # a later file overrides an earlier one
     missing = [k for k in keys if k not in known]
     print(f"machine: {machine_note()}")
     print(f"budget: {args.epochs} epochs x {args.seeds} seeds, batch 100, val + test every 5 epochs "
           f"(an upper bound: test runs only where val improves); one torch thread per run")
     if missing:
         if args.step_times:
-            print(f"{len(missing)} step time(s) not in {args.step_times}: measuring them here")
+            print(f"{len(missing)} step time(s) not in the --step-times file(s): measuring them here")
         known.update(_measured_times(missing, args.rounds, print))
 
     def times(k: StepKey) -> tuple[float, float]:
@@ -264,6 +266,7 @@ def add_plan_parser(sub: Any) -> None:
     p.add_argument("--executor", choices=("process", "sequential"), default="process",
                    help="how `estagbench run --jobs` would run the cells (process: one per job)")
     p.add_argument("--rounds", type=positive_int, default=5, help="interleaved timing rounds per measured size")
-    p.add_argument("--step-times", type=Path, default=None, metavar="JSON",
-                   help="step times from `estagbench bench --save` (sizes it lacks are measured here)")
+    p.add_argument("--step-times", type=Path, action="append", default=None, metavar="JSON",
+                   help="step times from `estagbench bench --save`; repeatable, a later file overrides an earlier "
+                        "one (what they lack is measured here)")
     p.set_defaults(func=cmd_plan)

@@ -78,3 +78,10 @@ def test_plan_cli_reads_saved_step_times(tmp_path, capsys: pytest.CaptureFixture
     out = capsys.readouterr().out
     assert "measuring" not in out  # every step time came from the file
     assert out.splitlines()[-1] == f"total: {plan_tables([2], _flat)['total']:.2f} CPU-hours"
+    # a second file overrides the first: ESTAG twice as slow
+    over = tmp_path / "estag.json"
+    over.write_text(json.dumps({"times": [dict(r, train_ms=20.0, eval_ms=10.0) for r in saved["times"]
+                                          if r["model"] == "estag"]}))
+    assert main(["plan", "--table", "2", "--step-times", str(path), "--step-times", str(over)]) == 0
+    plan = plan_tables([2], lambda k: (0.020, 0.010) if k.model == "estag" else (0.010, 0.005))
+    assert capsys.readouterr().out.splitlines()[-1] == f"total: {plan['total']:.2f} CPU-hours"

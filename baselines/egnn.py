@@ -398,6 +398,7 @@ class SpatioTemporalEGNN(_EGNNBase):
         h = self.embed(batch.h.to(x.dtype))  # (T, N, H)
         h = h.unsqueeze(0).expand(b, -1, -1, -1).reshape(b * t, n, -1)
         chunk = max(1, self.chunk_elements // max(1, batch.edge_index.shape[1] * self.hidden))
+        chunk = -(-(b * t) // -(-(b * t) // chunk))  # equal chunks
         if chunk >= b * t:
             _, x = self.egnn(h, x, batch.edge_index, batch.edge_attr)
         else:

@@ -507,6 +507,7 @@ class FramewiseST(nn.Module):
         f0 = self.embed(batch.h.to(pos.dtype), t).transpose(0, 1)  # (N, T, H)
         f0 = f0.unsqueeze(1).expand(-1, b, -1, -1).reshape(n, b * t, -1)
         chunk = max(1, self.chunk_edge_frames // max(1, batch.edge_index.shape[1]))
+        chunk = -(-(b * t) // -(-(b * t) // chunk))  # equal chunks
         vecs = []
         for i in range(0, b * t, chunk):  # one pass when chunk >= B*T
             part = flat if chunk >= b * t else flat[:, i : i + chunk].contiguous()

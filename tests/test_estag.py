@@ -342,3 +342,30 @@ def test_shared_mlp() -> None:
     assert len(MLP(3, 8, 2, layers=1)) == 1
     with pytest.raises(ValueError, match="layers"):
         MLP(3, 8, 2, layers=0)
+
+
+@pytest.mark.parametrize("channels", [1, 4])
+@pytest.mark.parametrize("name", ["estag", "estag-no-edft", "estag-full-attn"])
+def test_sample_chunks_compute_the_same_function(name: str, channels: int) -> None:
+    """Batches run in chunks of samples give the one-pass outputs and gradients (float64, 1e-10)."""
+    info = random_info(num_nodes=6, num_channels=channels, history=10, seed=1)
+    model = create_model(name, info).double()
+    _boost(model)
+    batch = random_batch(info, batch_size=7, seed=2)
+    per_sample = batch.edge_index.shape[1] * model.history * model.hidden
+    results = []
+    for elements in (10**12, 2 * per_sample):  # one pass (the reference); chunks of 2 samples (7 = 3 x 2 + 1)
+        model.chunk_elements = elements
+        model.zero_grad(set_to_none=True)
+        x = batch.x.clone().requires_grad_(True)
+        out = model(Batch(x, batch.h, batch.edge_index, batch.edge_attr))
+        (out * torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)).sum().backward()
+        results.append((out.detach(), x.grad, {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
+    (o_ref, gx_ref, gp_ref), (o, gx, gp) = results
+    assert (o - o_ref).abs().max() < 1e-10 and (gx - gx_ref).abs().max() < 1e-10
+    assert gp.keys() == gp_ref.keys() and len(gp) > 10
+    assert all((gp[n] - gp_ref[n]).abs().max() < 1e-10 for n in gp_ref)
+    with torch.no_grad():
+        assert_equivariant(model, batch, atol=1e-10)  # still chunked
+        pred, details = model(batch, return_details=True)  # details: one pass, same prediction
+        assert (pred - o_ref).abs().max() < 1e-10 and details["attention"] is not None

@@ -354,7 +354,9 @@ def test_sample_chunks_compute_the_same_function(name: str, channels: int) -> No
     batch = random_batch(info, batch_size=7, seed=2)
     per_sample = batch.edge_index.shape[1] * model.history * model.hidden
     results = []
-    for elements in (10**12, 2 * per_sample):  # one pass (the reference); chunks of 2 samples (7 = 3 x 2 + 1)
+    calls = []
+    model.esm[0].register_forward_pre_hook(lambda *_: calls.append(1))
+    for elements in (10**12, per_sample):  # one pass (the reference); chunks of one sample
         model.chunk_elements = elements
         model.zero_grad(set_to_none=True)
         x = batch.x.clone().requires_grad_(True)
@@ -362,10 +364,15 @@ def test_sample_chunks_compute_the_same_function(name: str, channels: int) -> No
         (out * torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)).sum().backward()
         results.append((out.detach(), x.grad, {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
     (o_ref, gx_ref, gp_ref), (o, gx, gp) = results
+    assert len(calls) == 1 + 7  # really chunked
     assert (o - o_ref).abs().max() < 1e-10 and (gx - gx_ref).abs().max() < 1e-10
     assert gp.keys() == gp_ref.keys() and len(gp) > 10
     assert all((gp[n] - gp_ref[n]).abs().max() < 1e-10 for n in gp_ref)
+    model.chunk_elements = 2 * per_sample  # 7 samples are not more than 4 such chunks: one pass
     with torch.no_grad():
-        assert_equivariant(model, batch, atol=1e-10)  # still chunked
+        model(batch)
+        assert len(calls) == 9
+        model.chunk_elements = per_sample
+        assert_equivariant(model, batch, atol=1e-10)  # chunked
         pred, details = model(batch, return_details=True)  # details: one pass, same prediction
         assert (pred - o_ref).abs().max() < 1e-10 and details["attention"] is not None

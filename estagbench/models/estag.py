@@ -52,8 +52,8 @@ update.  The last block skips the feature updates whose result the pooling never
 Cost: on molecule-sized graphs (3-31 nodes) a step is a few hundred small PyTorch operators,
 so per-operator overhead, not arithmetic, dominates; at AdK (214 nodes x 4 channels) the
 edge MLPs and the ``index_add_`` scatters dominate, on edge tensors of 72 MB per batch of
-100 that do not fit in the cache: so large batches run in chunks of samples (at most
-:attr:`ESTAG.chunk_elements` edge features each; AdK: 11 samples, MD17: one pass), measured
+100 that do not fit in the cache: so batches of more than 4 :attr:`ESTAG.chunk_elements` edge
+features run in chunks of at most that many (AdK: 10 chunks of 10 samples; MD17, walk: one pass), measured
 2x less CPU time per AdK step, the same function (tests: float64 outputs and gradients to 1e-10).  (A fused C kernel of the single-channel
 model was retired in 2026-12: measured on one core it was 1.3-1.5x slower than this code.)
 
@@ -492,9 +492,11 @@ class ESTAG(nn.Module):
             raise ValueError(
                 f"ESTAG was built for x of shape (B, {self.history}, N, {self.channels}, 3), got {tuple(x_in.shape)}"
             )
-        chunk = max(1, self.chunk_elements // max(1, batch.edge_index.shape[1] * self.history * self.hidden))
+        per_sample = max(1, batch.edge_index.shape[1] * self.history * self.hidden)
+        chunk = max(1, self.chunk_elements // per_sample)
         chunk = -(-x_in.shape[0] // -(-x_in.shape[0] // chunk))  # equal chunks (100 = 50 + 50, not 90 + 10)
-        if chunk < x_in.shape[0] and not return_details:  # samples are independent: chunks keep edge tensors in cache
+        # only batches well beyond the budget (AdK): below, the extra operators cost more than the cache saves
+        if x_in.shape[0] * per_sample > 4 * self.chunk_elements and chunk < x_in.shape[0] and not return_details:  # samples are independent: chunks keep edge tensors in cache
             return torch.cat([self.forward(Batch(x_in[i : i + chunk], batch.h, batch.edge_index, batch.edge_attr))
                               for i in range(0, x_in.shape[0], chunk)])
         n = x_in.shape[2]

@@ -51,6 +51,9 @@ from .egnn import EGNNLayer, SpatioTemporalEGNN
 
 __all__ = ["GMNLayer", "DiagonalGMNLayer", "SpatioTemporalGMN"]
 
+# Files besides this one whose code computes ST_GMN (hashed with it, so stored results of other code rerun).
+ESTAGBENCH_EXTRA_SOURCES = ("egnn.py",)
+
 GMN_PAPER = "Huang et al., Equivariant Graph Mechanics Networks with Constraints, ICLR 2022, arXiv:2203.06442"
 _MIXINGS = ("full", "diagonal")
 

@@ -449,8 +449,16 @@ class FramewiseST(nn.Module):
     """The ``ST_`` wrapper shared by ST_TFN and ST_SE(3)TR (see module doc).
 
     Embeds the node features per frame (``Linear(h) + e_t``), runs ``backbone`` on
-    the B x T frame graphs at once, moves every frame's positions by ``s`` times the
+    the B x T frame graphs, moves every frame's positions by ``s`` times the
     backbone's ``1o`` output and pools the frames with learned softmax weights.
+
+    Cost: the per-edge tensor products (batched matmuls of tiny per-edge matrices, about
+    half of a step, then the gathers).  All B x T = 1000 frame graphs at once made every
+    per-edge tensor tens of MB at aspirin size, beyond the cache; the frames now run in
+    chunks of at most :attr:`chunk_edge_frames` edges x frames (aspirin: ~120 frames per
+    chunk; ethanol: one chunk), measured 1.4x less CPU time per aspirin step for both
+    ST_TFN and ST_SE(3)-Tr.  The same function: float64 outputs and gradients equal the
+    unchunked pass to 1e-10 (tests).
 
     Parameters
     ----------
@@ -489,14 +497,24 @@ class FramewiseST(nn.Module):
         self.out_scale = nn.Parameter(torch.tensor(float(out_scale_init)))
         self.pool = SoftmaxTemporalPooling(info.history, init=pool_init)
 
+    #: edges x frame graphs per chunk of frames
+    chunk_edge_frames = 8000
+
     def forward(self, batch: Batch) -> Tensor:
         pos = split_frames(batch)  # (B, T, N, 3)
         b, t, n, _ = pos.shape
         flat = pos.permute(2, 0, 1, 3).reshape(n, b * t, 3)  # node-major (N, B*T, 3)
-        sh, scalars = self.geometry(flat, batch.edge_index, batch.edge_attr)
         f0 = self.embed(batch.h.to(pos.dtype), t).transpose(0, 1)  # (N, T, H)
         f0 = f0.unsqueeze(1).expand(-1, b, -1, -1).reshape(n, b * t, -1)
-        vec = self.backbone(f0, sh, scalars, batch.edge_index)  # (N, B*T, 3)
+        chunk = max(1, self.chunk_edge_frames // max(1, batch.edge_index.shape[1]))
+        chunk = -(-(b * t) // -(-(b * t) // chunk))  # equal chunks
+        vecs = []
+        for i in range(0, b * t, chunk):  # one pass when chunk >= B*T
+            part = flat if chunk >= b * t else flat[:, i : i + chunk].contiguous()
+            sh, scalars = self.geometry(part, batch.edge_index, batch.edge_attr)
+            f_part = f0 if chunk >= b * t else f0[:, i : i + chunk].contiguous()
+            vecs.append(self.backbone(f_part, sh, scalars, batch.edge_index))
+        vec = vecs[0] if len(vecs) == 1 else torch.cat(vecs, dim=1)  # (N, B*T, 3)
         moved = pos + self.out_scale * vec.reshape(n, b, t, 3).permute(1, 2, 0, 3)
         return self.pool(moved, dim=1).unsqueeze(-2)  # (B, N, 1, 3)
 

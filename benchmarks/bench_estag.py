@@ -67,10 +67,8 @@ def adk_like_info(num_nodes: int = 213, contacts: int = 140, seed: int = 0) -> D
 
 
 def make_train_step(name: str, info: DatasetInfo, batch_size: int = BATCH) -> Callable[[], float]:
-    """One ESTAG-sized training step (see ``_common.make_train_step``) on a wider random walk;
-    ``estag-torch`` is ESTAG on its PyTorch code (``backend="torch"``), ``estag`` runs the fused kernel."""
-    hp = {"backend": "torch"} if name == "estag-torch" else {}
-    return _common.make_train_step(name.removesuffix("-torch"), info, batch_size, spread=3.0, step_size=0.05, **hp)
+    """One ESTAG-sized training step (see ``_common.make_train_step``) on a wider random walk."""
+    return _common.make_train_step(name, info, batch_size, spread=3.0, step_size=0.05)
 
 
 def test_graph_sizes() -> None:
@@ -80,7 +78,7 @@ def test_graph_sizes() -> None:
     assert p.num_nodes == 213 and p.num_channels == 4 and 1000 <= p.num_edges <= 1300, p.num_edges
 
 
-@pytest.mark.parametrize("name", ["estag", "estag-torch", "stag"])
+@pytest.mark.parametrize("name", ["estag", "stag"])
 def test_bench_train_step_aspirin(benchmark, name: str) -> None:
     info = aspirin_like_info()
     step = make_train_step(name, info)

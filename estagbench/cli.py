@@ -168,6 +168,7 @@ PLUGGABLE: list[tuple[str, str]] = [
     ("estagbench.site", "add_site_parser"),
     ("estagbench.bundle", "add_bundle_parsers"),
     ("estagbench.convert", "add_convert_parser"),
+    ("estagbench.plan", "add_plan_parser"),
 ]
 
 

@@ -76,11 +76,11 @@ class Cell:
 def planned_implementation(model: str, info: DatasetInfo, train: TrainConfig) -> tuple[str | None, str | None]:
     """``(implementation, default)`` a training run of ``model`` on ``info`` will use.
 
-    Models whose module declares ``ESTAGBENCH_IMPLEMENTATIONS`` (ESTAG: the fused C kernel
-    or the PyTorch code) are built once here and asked; every other model has one
-    implementation and gives ``(None, None)``.  The default is what ``backend="auto"`` runs
-    where a C compiler exists (the kernel where it covers the variant, else the PyTorch code),
-    so only a cell that runs something else (no compiler, ``--device cuda``) gets a new key.
+    Models whose module declares ``ESTAGBENCH_IMPLEMENTATIONS`` (a model with, say, a compiled
+    kernel and a PyTorch fallback; ESTAG had one until its kernel was retired) are built once
+    here and asked (``planned_implementation()``, ``default_implementation``); every other model
+    has one implementation and gives ``(None, None)``.  Only a cell that runs a non-default
+    implementation gets a new key.
     """
     entry = get_model_entry(model)
     impls = getattr(sys.modules.get(entry.module), "ESTAGBENCH_IMPLEMENTATIONS", None)

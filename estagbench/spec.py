@@ -6,9 +6,11 @@ folder travels beside it, not in it.  :meth:`RunSpec.key` is the cell's identity
 file name of its stored record, the name of its claim file and the value ``--shard``
 hashes.  It is the id the store used before specs existed (``results.cell_id`` over
 ``results.config_hash`` of the same configuration dictionary), so stored records keep
-matching; the only new ingredient is a non-default *implementation* (issue 20 item 1:
-ESTAG trained by the PyTorch code where the fused C kernel is the default is a
-different cell, never averaged with the kernel's).
+matching; the only new ingredient is a non-default *implementation* (issue 20 item 1: a
+model that can train with more than one implementation -- its module declares
+``ESTAGBENCH_IMPLEMENTATIONS`` -- gets a separate cell for each non-default one, never
+averaged with the default's).  Since ESTAG's fused C kernel was retired (issue 21), every
+built-in model has one implementation; records still name the one that ran.
 """
 
 from __future__ import annotations

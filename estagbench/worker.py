@@ -160,7 +160,6 @@ def run_spec(
         import torch
 
         torch.set_num_threads(threads)
-        os.environ.setdefault("ESTAGBENCH_KERNEL_THREADS", str(threads))  # the fused kernel: no oversubscription
     store = ResultStore(Path(out))
     key = spec.key()
     claim = store.try_claim(key, executor, say)

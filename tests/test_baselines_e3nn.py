@@ -214,3 +214,26 @@ def test_training_lowers_loss_on_ethanol(name: str, ethanol_case) -> None:
     model = create_model(name, info, hidden=16)
     before, after = training_losses(model, Batch.from_info(info, x, y), steps=6)
     assert after < 0.7 * before, (before, after)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_frame_chunks_compute_the_same_function(name: str, float64_default) -> None:
+    """Frames run in chunks give the one-pass outputs and gradients (float64, 1e-10), still equivariant."""
+    model, batch = _build(name)
+    edges = batch.edge_index.shape[1]
+    results, calls = [], []
+    model.backbone.register_forward_pre_hook(lambda *_: calls.append(1))
+    for per_chunk in (10**9, 4 * edges):  # one pass (the reference); chunks of 4 frames (30 = 7 x 4 + 2)
+        model.chunk_edge_frames = per_chunk
+        model.zero_grad(set_to_none=True)
+        x = batch.x.clone().requires_grad_(True)
+        out = model(Batch(x, batch.h, batch.edge_index, batch.edge_attr))
+        (out * torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)).sum().backward()
+        results.append((out.detach(), x.grad, {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
+    (o_ref, gx_ref, gp_ref), (o, gx, gp) = results
+    assert batch.x.shape[0] * batch.x.shape[1] == 30 and len(calls) == 1 + 8  # 8 chunks of at most 4 frames
+    assert (o - o_ref).abs().max() < 1e-10 and (gx - gx_ref).abs().max() < 1e-10
+    assert gp.keys() == gp_ref.keys() and len(gp) > 10
+    assert all((gp[n] - gp_ref[n]).abs().max() < 1e-10 for n in gp_ref)
+    with torch.no_grad():
+        assert_equivariant(model, batch, atol=1e-10)  # still chunked

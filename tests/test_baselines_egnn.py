@@ -286,3 +286,26 @@ def test_training_steps_lower_loss_on_ethanol(ethanol_case, name: str) -> None:
     x, y = train.x[:100], train.y[:100]
     before, after = training_losses(model, Batch.from_info(info, x, y), steps=40)
     assert after < 0.99 * before, f"{name}: training loss {before:.4e} -> {after:.4e}"
+
+
+@pytest.mark.parametrize(("name", "channels"), [("st-egnn", 1), ("st-egnn", 4), ("st-gmn", 4)])
+def test_frame_chunks_compute_the_same_function(name: str, channels: int) -> None:
+    """Frames run in chunks (large graphs) give the unchunked pass's outputs and gradients (float64, 1e-10)."""
+    model, batch = _build(name, channels)
+    b, t = batch.x.shape[:2]
+    edges_h = batch.edge_index.shape[1] * model.hidden
+    results = []
+    for elements in (10**12, 4 * edges_h):  # one chunk (the reference); chunks of 4 frames (30 = 7 x 4 + 2)
+        model.chunk_elements = elements
+        model.zero_grad(set_to_none=True)
+        x = batch.x.clone().requires_grad_(True)
+        out = model(Batch(x, batch.h, batch.edge_index, batch.edge_attr))
+        (out * torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)).sum().backward()
+        results.append((out.detach(), x.grad, {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
+    assert b * t == 30 and max(1, model.chunk_elements // edges_h) == 4  # really chunked, unevenly
+    (o_ref, gx_ref, gp_ref), (o, gx, gp) = results
+    assert (o - o_ref).abs().max() < 1e-10 and (gx - gx_ref).abs().max() < 1e-10
+    assert gp.keys() == gp_ref.keys() and len(gp) > 10
+    assert all((gp[n] - gp_ref[n]).abs().max() < 1e-10 for n in gp_ref)
+    with torch.no_grad():
+        assert_equivariant(model, batch, atol=1e-10)  # still chunked

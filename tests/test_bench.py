@@ -46,7 +46,7 @@ def test_time_train_step_really_trains() -> None:
 
 def test_profile_train_step_rows() -> None:
     info, batch = synthetic_case(num_nodes=3, batch_size=4)
-    rows = profile_train_step("stag", info, batch, steps=2, warmup=1)  # (ESTAG runs as one fused kernel)
+    rows = profile_train_step("stag", info, batch, steps=2, warmup=1)
     ops = {r["op"] for r in rows}
     assert "aten::mm" in ops or "aten::addmm" in ops  # STAG's MLPs
     assert any("backward" in op.lower() for op in ops)  # the backward pass is profiled too
@@ -69,3 +69,40 @@ def test_bench_cli_prints_timing_and_profile(capsys: pytest.CaptureFixture[str])
     timing = [ln for ln in lines if ln.startswith("estag ")]
     assert len(timing) == 1 and float(timing[0].split()[1]) > 0
     assert "top 3 of" in out and sum(" calls " in ln for ln in lines) == 3
+
+
+def test_bench_sizes_interleaved_and_saved(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--sizes runs each protocol size; single-channel models skip AdK's 4 channels; --save is plan's input."""
+    import json
+
+    from estagbench.bench import SIZES, resolve_sizes
+
+    assert [z.name for z in resolve_sizes("md17,walk,adk")] == ["ethanol", "aspirin", "walk", "adk"]
+    with pytest.raises(ValueError, match="unknown size"):
+        resolve_sizes("md17,nope")
+    info, _ = synthetic_case(SIZES["adk"][0].nodes, batch_size=1, channels=4, edges=SIZES["adk"][0].edges)
+    assert info.num_nodes == 214 and 1134 <= info.num_edges <= 1200  # AdK's CA contact graph size
+    threads = torch.get_num_threads()
+    try:
+        assert main(["bench", "--models", "egnn-t,eqmotion", "--sizes", "ethanol,adk", "--batch-size", "2",
+                     "--repeats", "2", "--save", str(tmp_path / "b.json")]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    out = capsys.readouterr().out
+    assert "eqmotion           skipped: single-channel model, 4 channels here" in out
+    saved = json.loads((tmp_path / "b.json").read_text())
+    got = {(r["model"], r["size"]) for r in saved["times"]}
+    assert got == {("egnn-t", "ethanol"), ("eqmotion", "ethanol"), ("egnn-t", "adk")}
+    for r in saved["times"]:
+        assert r["rounds"] == 2 and r["train_q25_ms"] <= r["train_ms"] <= r["train_q75_ms"]
+        assert r["eval_q25_ms"] <= r["eval_ms"] <= r["eval_q75_ms"] and r["params"] > 0
+
+
+def test_time_interleaved_reports_failures_and_keeps_order() -> None:
+    from estagbench.bench import time_interleaved
+
+    info, batch = synthetic_case(num_nodes=4, batch_size=2)
+    rows = time_interleaved([("egnn-t", {}), ("estag", {"layers": 0}), ("estag", {"layers": 1})], info, batch, rounds=1)
+    assert [r["model"] for r in rows] == ["egnn-t", "estag", "estag"]
+    assert "error" in rows[1] and "layers" in rows[1]["error"]
+    assert rows[2]["hparams"] == {"layers": 1} and rows[2]["train_ms"] > 0 and rows[2]["eval_ms"] > 0

@@ -108,7 +108,7 @@ def test_reproduce_table_1_with_ray_end_to_end(ray_cluster, tmp_path, shared_dat
     for rec in recs.values():  # the table holds the numbers the Ray workers stored
         cell = table.cells[(rec["model"], "ethanol")]
         assert cell.n_seeds == 1 and cell.mean == pytest.approx(rec["metrics"]["test_mse"], rel=1e-9)
-    assert "estag: fused CPU kernel" in (out / "tables" / "table1.csv").read_text()  # which code made the numbers
+    assert all(r["implementation"] in (None, "torch") for r in recs.values())  # which code made the numbers
 
 
 def _descendants(pid):

@@ -195,5 +195,5 @@ def test_train_model_matches_on_ethanol(ethanol_case) -> None:
     b = train_model("st-gnn-dgl", ethanol_case, seed=1, config=cfg)
     for row_a, row_b in zip(a.curve, b.curve, strict=True):
         for key in ("train_loss", "val_mse", "test_mse"):
-            assert row_b[key] == pytest.approx(row_a[key], rel=1e-4), key
+            assert row_b[key] == pytest.approx(row_a[key], rel=1e-4, nan_ok=True), key
     assert b.num_params == a.num_params

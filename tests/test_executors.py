@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from estagbench.cli import main
 from estagbench.data.trajectory import write_trajectory
@@ -241,46 +242,76 @@ def test_status_lists_done_running_failed_and_todo(tmp_path, toy, capsys):
     assert main(["status", "--out", str(tmp_path / "nowhere")]) == 2
 
 
-def test_cells_of_the_kernel_and_of_the_pytorch_fallback_are_never_averaged(tmp_path, toy, monkeypatch, capsys):
-    """Where the fused kernel cannot be built, backend='auto' trains with the PyTorch code: another cell."""
-    from estagbench.models import _estag_fast
+#: This module declares two implementations for the toy model below, as a module with a compiled fast
+#: path and a reference fallback does (ESTAG did until its fused kernel was retired): the runner asks
+#: such a model which one a run will use and keys a non-default one apart.
+ESTAGBENCH_IMPLEMENTATIONS = ("fast", "reference")
+
+
+class _TwoPaths(torch.nn.Module):
+    """A trainable linear extrapolation with two interchangeable code paths (the env var picks one)."""
+
+    default_implementation = "fast"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(()))
+        self.implementation: str | None = None
+
+    def planned_implementation(self, device: str = "cpu") -> str:  # noqa: ARG002 - one device here
+        return os.environ.get("ESTAGBENCH_TEST_PATH", "fast")
+
+    def forward(self, batch):
+        self.implementation = self.planned_implementation()
+        return batch.x[:, -1] + self.w * (batch.x[:, -1] - batch.x[:, -2])
+
+
+def _two_paths(info, **_):
+    return _TwoPaths()
+
+
+@pytest.fixture
+def two_paths_model(monkeypatch):
+    from estagbench import registry
+
+    registry.list_models()  # every built-in registered first, into the registry's own table
+    monkeypatch.setattr(registry, "_MODELS", dict(registry._MODELS))  # two-paths: registered for this test only
+    registry.register_model("two-paths", multichannel=True, symmetry="E3")(_two_paths)
+    return "two-paths"
+
+
+def test_cells_of_two_implementations_are_never_averaged(tmp_path, toy, two_paths_model, monkeypatch, capsys):
+    """Issue 20 item 1: a cell trained by a non-default implementation is its own cell, never averaged with the
+    default's (at 3d92b68 the second run reused the first record: one cell, one implementation)."""
     from estagbench.results import aggregate, load_results
 
     out = tmp_path / "res"
-    assert main(_args(toy, out, "estag", "1", "1")) == 0
-
-    def no_kernel(*a, **k):
-        raise _estag_fast.KernelUnavailable("no C compiler (test)")
-
-    monkeypatch.setattr(_estag_fast, "load_kernel", no_kernel)
-    with pytest.warns(RuntimeWarning, match="fused CPU kernel is unavailable"):
-        assert main(_args(toy, out, "estag", "1", "1")) == 0
-    assert "skip estag" not in capsys.readouterr().err  # the kernel's record is not this cell's
+    assert main(_args(toy, out, two_paths_model, "1", "1")) == 0
+    monkeypatch.setenv("ESTAGBENCH_TEST_PATH", "reference")
+    assert main(_args(toy, out, two_paths_model, "1", "1")) == 0
+    assert "skip two-paths" not in capsys.readouterr().err  # the fast path's record is not this cell's
     recs = list(_records(out).values())
-    assert sorted(r["implementation"] for r in recs) == ["fused", "torch"]
+    assert sorted(r["implementation"] for r in recs) == ["fast", "reference"]
     assert len({r["config_hash"] for r in recs}) == 2
     df = load_results(out)
-    assert sorted(df["implementation"]) == ["fused", "torch"]
     assert len(aggregate(df)) == 2 and set(aggregate(df)["n_seeds"]) == {1}
+    monkeypatch.setenv("ESTAGBENCH_TEST_PATH", "fast")  # the default again: today's cell, stored, not retrained
+    assert main(_args(toy, out, two_paths_model, "1", "1")) == 0
+    assert "skip two-paths" in capsys.readouterr().err
 
 
-def test_implementation_keys_keep_todays_ids_where_auto_picks_the_default():
-    """Multi-channel ESTAG and the softmax-pooling variant always ran the PyTorch code: their ids do not change."""
-    import torch
-
+def test_implementation_keys_keep_todays_ids_for_models_with_one_implementation(two_paths_model, monkeypatch):
+    """Models with one implementation (every built-in since the ESTAG kernel was retired) keep their ids."""
     from estagbench.runner import planned_implementation
     from estagbench.testing import random_info
 
     train = TrainConfig(epochs=1)
     one, multi = random_info(num_nodes=4, num_channels=1), random_info(num_nodes=4, num_channels=4)
-    assert planned_implementation("estag", one, train) == ("fused", "fused")
-    assert planned_implementation("estag", multi, train) == ("torch", "torch")
-    assert planned_implementation("estag-no-pool", one, train) == ("torch", "torch")
-    assert planned_implementation("estag", one, TrainConfig(model_hparams={"backend": "torch"})) == ("torch", "torch")
-    assert planned_implementation("stag", one, train) == (None, None)
-    assert planned_implementation("pt-t", one, train) == (None, None)
-    if torch.cuda.is_available():
-        assert planned_implementation("estag", one, TrainConfig(device="cuda")) == ("torch", "fused")
+    for model, info in (("estag", one), ("estag", multi), ("stag", one), ("pt-t", one)):
+        assert planned_implementation(model, info, train) == (None, None)
+    assert planned_implementation(two_paths_model, one, train) == ("fast", "fast")
+    monkeypatch.setenv("ESTAGBENCH_TEST_PATH", "reference")
+    assert planned_implementation(two_paths_model, one, train) == ("reference", "fast")
 
 
 def test_the_core_never_imports_ray_or_submitit(tmp_path, toy):

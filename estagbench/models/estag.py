@@ -49,10 +49,13 @@ precomputed ``(2(T-1), T)`` matrix, the second layers of the q, k, v MLPs are on
 product, and the ETM coordinate update shares the attention product with the feature
 update.  The last block skips the feature updates whose result the pooling never reads.
 
-Single-channel ESTAG runs by default as one fused C kernel per pass (``backend="auto"``;
-:mod:`estagbench.models._estag_fast` and ``_estag_kernel.c``): the same function as the
-PyTorch code below (tests: float64 outputs and gradients to 1e-12, equivariance), without
-its per-operator overhead, which dominates on molecule-sized graphs.
+Cost: on molecule-sized graphs (3-31 nodes) a step is a few hundred small PyTorch operators,
+so per-operator overhead, not arithmetic, dominates; at AdK (214 nodes x 4 channels) the
+edge MLPs and the ``index_add_`` scatters dominate, on edge tensors of 72 MB per batch of
+100 that do not fit in the cache: so batches of more than 4 :attr:`ESTAG.chunk_elements` edge
+features run in chunks of at most that many (AdK: 10 chunks of 10 samples; MD17, walk: one pass), measured
+2x less CPU time per AdK step, the same function (tests: float64 outputs and gradients to 1e-10).  (A fused C kernel of the single-channel
+model was retired in 2026-12: measured on one core it was 1.3-1.5x slower than this code.)
 
 Inspecting a trained model (Figure 7 of the paper): ``model(batch, return_details=True)``
 returns ``(prediction, details)`` with ``details["attention"]`` a list of L tensors
@@ -74,23 +77,12 @@ from torch import Tensor, nn
 
 from estagbench import Batch, DatasetInfo, register_model
 
-from . import _estag_fast
-
 __all__ = ["EDFT", "ESM", "ETM", "ESTAG", "STAG", "dft_matrix"]
-
-# Files besides this one whose content defines ESTAG's numbers (hashed with it: a stored
-# result computed by other kernel code is stale).
-ESTAGBENCH_EXTRA_SOURCES = ("_estag_fast.py", "_estag_kernel.c")
-#: The implementations a model of this module can train with: a run driver asks a built model for
-#: ``planned_implementation()`` and ``default_implementation`` and keeps a cell whose implementation
-#: is not the default apart (results of the kernel and of the PyTorch code are never averaged).
-ESTAGBENCH_IMPLEMENTATIONS = ("fused", "torch")
 
 PAPER = "Wu et al., Equivariant Spatio-Temporal Attentive Graph Networks to Simulate Physical Dynamics, NeurIPS 2023"
 _ATTENTION = ("causal", "full", "none")
 _POOLING = ("equivariant", "softmax")
 _AMPLITUDE = ("paper", "authors")
-_BACKEND = ("auto", "fused", "torch")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -424,14 +416,6 @@ class ESTAG(nn.Module):
         ``"paper"`` (Eq. 5) or ``"authors"``; see :class:`EDFT`.
     act:
         Activation name; default ``"silu"`` for C = 1 and ``"leaky_relu"`` (slope 0.2) for C > 1.
-    backend:
-        ``"auto"`` (default): the fused C kernel of :mod:`._estag_fast` where it covers the
-        configuration (one channel, SiLU, EDFT with the paper's amplitude, equivariant pooling;
-        CPU, float32/float64, no gradient w.r.t. the positions, no ``return_details``) and
-        compiles, else the PyTorch code below; ``"torch"``: always the PyTorch code;
-        ``"fused"``: the kernel or an error.  Both compute the same function (tested to 1e-10
-        in float64); :attr:`implementation` names the one the last forward pass used.
-
     ``forward(batch)`` maps ``batch.x (B, T, N, C, 3)`` to ``(B, N, C, 3)``.
     """
 
@@ -446,13 +430,10 @@ class ESTAG(nn.Module):
         pooling: str = "equivariant",
         amplitude: str = "paper",
         act: str | None = None,
-        backend: str = "auto",
     ) -> None:
         super().__init__()
         if attention not in _ATTENTION:
             raise ValueError(f"attention must be one of {_ATTENTION}, got {attention!r}")
-        if backend not in _BACKEND:
-            raise ValueError(f"backend must be one of {_BACKEND}, got {backend!r}")
         if pooling not in _POOLING:
             raise ValueError(f"pooling must be one of {_POOLING}, got {pooling!r}")
         if layers < 1:
@@ -489,70 +470,11 @@ class ESTAG(nn.Module):
         # Eq. 13: one weight per frame t = 0 .. T-2 (equivariant) or logits for all T (softmax).
         n_w = k if pooling == "equivariant" else self.history
         self.pool = nn.Parameter(torch.zeros(n_w))
-        self.backend = backend
-        self.implementation: str | None = None  # set by forward: "fused" or "torch"
-        unsupported = _estag_fast.fused_supported(self)
-        if backend == "fused" and unsupported:
-            raise ValueError(f"backend='fused': the fused kernel does not cover {unsupported}; use backend='auto' or 'torch'")
-        self._fused_ok = unsupported is None and backend != "torch"
-        self._fused_runners: dict[torch.dtype, Any] = {}
+        #: the code that ran the last forward pass (recorded with results); one implementation now
+        self.implementation = "torch"
 
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_fused_runners"] = {}  # ctypes handles: rebuilt on the copy's first forward pass
-        return state
-
-    def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> ESTAG:
-        self._fused_runners = {}  # tensors may move or change dtype: prepare the kernel's view again
-        return super()._apply(fn, *args, **kwargs)
-
-    def _fused_runner(self, x: Tensor, return_details: bool, batch_h: Tensor | None = None) -> Any:
-        """The prepared fused kernel to run this call with, or None for the PyTorch code."""
-        if not self._fused_ok:
-            return None
-        why = None
-        if return_details:
-            why = "return_details needs the PyTorch code"
-        elif x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64):
-            why = f"the kernel runs float32/float64 on the CPU, got {x.dtype} on {x.device}"
-        elif x.requires_grad or (batch_h is not None and batch_h.requires_grad):
-            why = "the kernel gives no gradient with respect to the positions or node features"
-        elif self.pool.dtype != x.dtype:
-            why = f"the parameters are {self.pool.dtype} but the positions {x.dtype}"
-        if why is None:
-            runner = self._fused_runners.get(x.dtype)
-            if runner is not None and runner.valid():
-                return runner
-            try:
-                runner = _estag_fast.FusedRunner(_estag_fast.load_kernel(self.hidden, x.dtype), self)
-                self._fused_runners[x.dtype] = runner
-                return runner
-            except _estag_fast.KernelUnavailable as exc:
-                why = str(exc)
-                if self.backend == "auto":
-                    _estag_fast.warn_fallback(why)
-                    self._fused_ok = False
-                    return None
-        if self.backend == "fused":
-            raise RuntimeError(f"backend='fused': {why}")
-        return None
-
-    @property
-    def default_implementation(self) -> str:
-        """What ``backend="auto"`` runs where a C compiler exists: ``"fused"`` where the kernel covers
-        this configuration (and the backend allows it), else ``"torch"``."""
-        return "fused" if self.backend != "torch" and _estag_fast.fused_supported(self) is None else "torch"
-
-    def planned_implementation(self, dtype: torch.dtype = torch.float32, device: str = "cpu") -> str:
-        """The implementation training this model on ``device`` will use: ``"fused"`` where the
-        kernel covers the configuration and compiles here, else ``"torch"``."""
-        if not self._fused_ok or torch.device(device).type != "cpu":
-            return "torch"
-        try:
-            _estag_fast.load_kernel(self.hidden, dtype)
-        except _estag_fast.KernelUnavailable:
-            return "torch"
-        return "fused"
+    #: edges x frames x hidden per chunk of samples (2M: 8 MB per edge tensor in float32)
+    chunk_elements = 2_000_000
 
     def pool_weights(self) -> Tensor:
         """The ``(T,)`` weights the output gives to the T frames of the last block.
@@ -570,11 +492,13 @@ class ESTAG(nn.Module):
             raise ValueError(
                 f"ESTAG was built for x of shape (B, {self.history}, N, {self.channels}, 3), got {tuple(x_in.shape)}"
             )
-        runner = self._fused_runner(x_in, return_details, batch.h)
-        if runner is not None:
-            self.implementation = "fused"
-            return _estag_fast.fused_forward(runner, x_in[:, :, :, 0], batch.h, batch.edge_index).unsqueeze(2)
-        self.implementation = "torch"
+        per_sample = max(1, batch.edge_index.shape[1] * self.history * self.hidden)
+        chunk = max(1, self.chunk_elements // per_sample)
+        chunk = -(-x_in.shape[0] // -(-x_in.shape[0] // chunk))  # equal chunks (100 = 50 + 50, not 90 + 10)
+        # only batches well beyond the budget (AdK): below, the extra operators cost more than the cache saves
+        if x_in.shape[0] * per_sample > 4 * self.chunk_elements and chunk < x_in.shape[0] and not return_details:  # samples are independent: chunks keep edge tensors in cache
+            return torch.cat([self.forward(Batch(x_in[i : i + chunk], batch.h, batch.edge_index, batch.edge_attr))
+                              for i in range(0, x_in.shape[0], chunk)])
         n = x_in.shape[2]
         graph = _Graph(batch.edge_index, n, x_in.dtype)  # a few tiny ops (no cache: torch.compile can trace it)
         x = x_in.permute(2, 3, 4, 0, 1).contiguous()  # (N, C, 3, B, T): node-major, coordinates before samples
@@ -667,7 +591,7 @@ class STAG(nn.Module):
 
 
 # --------------------------------------------------------------------------- registry
-_ESTAG_KW = ("hidden", "layers", "attention", "edft", "spectral_filter", "pooling", "amplitude", "act", "backend")
+_ESTAG_KW = ("hidden", "layers", "attention", "edft", "spectral_filter", "pooling", "amplitude", "act")
 
 
 def _build_estag(info: DatasetInfo, **hp: Any) -> ESTAG:

@@ -161,6 +161,8 @@ def test_a_results_store_adds_tables_params_and_split_sizes(tmp_path):
                 "timings": {"train_seconds_per_epoch": 0.5}, "num_params": 1234, "official_data": False,
                 "split_hash": "s1", "split_sizes": {"train": 500, "val": 284, "test": 284},
                 "data_files": [{"path": "md17/md17_ethanol.npz", "sha256": "ab" * 32}],
+                "leakage": {"test_targets_in_train": 1.0, "test_targets_in_train_count": 284, "test_windows": 284,
+                            "min_gap_frames": -99},
                 "finished_at": "2026-12-01T10:00:00+0000", "provenance": {"git_commit": "abc"},
             })
     payload = build_site(tmp_path / "s", leaderboards=None, results=store.root, warn=pytest.fail)
@@ -171,7 +173,9 @@ def test_a_results_store_adds_tables_params_and_split_sizes(tmp_path):
     assert estag["num_params"] == {"md17/ethanol": 1234}
     md17 = next(d for d in payload["datasets"] if d["name"] == "md17")
     assert md17["stored"][0]["split_sizes"] == {"train": 500, "val": 284, "test": 284}
-    assert "train 500, val 284, test 284" in (tmp_path / "s" / "datasets" / "md17.html").read_text()
+    page = (tmp_path / "s" / "datasets" / "md17.html").read_text()
+    assert "train 500, val 284, test 284" in page
+    assert "100.0% of test targets (284/284) inside training windows" in page  # the split's leakage, measured
 
 
 # --------------------------------------------------------------------------- in a real browser

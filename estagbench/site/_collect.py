@@ -244,7 +244,9 @@ def _datasets(df: pd.DataFrame, tables: list[dict[str, Any]]) -> list[dict[str, 
             for (case, chash), g in df[df["dataset"] == spec.name].groupby(["case", "split_hash"]):
                 sizes = next((s for s in g["split_sizes"] if isinstance(s, dict) and s), None)
                 files = next((f for f in g["data_files"] if isinstance(f, list) and f), [])
+                leak = next((x for x in g["leakage"] if isinstance(x, dict) and x), None) if "leakage" in g else None
                 stored.append({"case": case, "split_hash": chash, "split_sizes": sizes, "data_files": files,
+                               "leakage": leak,
                                "official_data": bool(g["official_data"].iloc[-1]) if len(g) else None})
         in_tables = [{"id": t["id"], "stem": t["stem"]} for t in tables
                      if any(c["dataset"] == spec.name for c in t["columns"])]

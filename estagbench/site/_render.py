@@ -6,6 +6,7 @@ import json
 from html import escape
 from typing import Any
 
+from ..data.splits import describe_leakage
 from ..tables._build import DECIMALS
 
 __all__ = ["index_page", "model_page", "dataset_page", "model_file", "dataset_file"]
@@ -209,6 +210,8 @@ def dataset_page(d: dict[str, Any]) -> str:
             sizes = s["split_sizes"] or {}
             order = sorted(sizes, key=lambda k: (["train", "val", "test"] + [k]).index(k))
             rows.append((f"{s['case']} (split {s['split_hash']})", ", ".join(f"{k} {sizes[k]}" for k in order) or "–"))
+            if s.get("leakage"):  # test targets inside training windows (issue 24): measured with every split
+                rows.append(("  test-in-train", describe_leakage(s["leakage"]).removeprefix("leakage: ")))
             for f in s["data_files"] or []:
                 rows.append((f"  file {f.get('path') or f.get('name') or ''}", str(f.get("sha256", ""))))
         parts.append(_kv_table(rows))

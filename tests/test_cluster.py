@@ -27,6 +27,11 @@ GRID = ("pt-t,estag", "1,2,3")  # 6 cells
 
 
 @pytest.fixture(scope="module")
+
+def _default_sigint() -> None:
+    """Ctrl-C as at a terminal, even when pytest runs as a background job (which starts with SIGINT ignored)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
 def toy(tmp_path_factory):
     rng = np.random.default_rng(1)
     t = np.arange(600)[:, None, None]
@@ -136,7 +141,8 @@ def test_ctrl_c_of_a_ray_driver_leaves_no_process(toy, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "estagbench.cli", *_args(toy, out, "estag", "1,2", "400",
                                                                              "--executor", "ray")],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_default_sigint)
     deadline = time.time() + 180
     while not ResultStore(out).claims() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.1)

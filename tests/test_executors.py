@@ -40,10 +40,15 @@ def _args(toy, out, models, seeds, epochs, *extra):
             "--stride", "2", "--out", str(out), "--no-progress", *extra]
 
 
+def _default_sigint() -> None:
+    """Ctrl-C as at a terminal, even when pytest runs as a background job (which starts with SIGINT ignored)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _driver(args, **kw):
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     return subprocess.Popen([sys.executable, "-m", "estagbench.cli", *args], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, **kw)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint, **kw)
 
 
 def _records(out):

@@ -26,12 +26,12 @@ REPO = Path(__file__).resolve().parents[1]
 GRID = ("pt-t,estag", "1,2,3")  # 6 cells
 
 
-@pytest.fixture(scope="module")
-
 def _default_sigint() -> None:
     """Ctrl-C as at a terminal, even when pytest runs as a background job (which starts with SIGINT ignored)."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
+
+@pytest.fixture(scope="module")
 def toy(tmp_path_factory):
     rng = np.random.default_rng(1)
     t = np.arange(600)[:, None, None]

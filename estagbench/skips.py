@@ -34,11 +34,6 @@ def store_skip(root: str | Path, model: str, dataset: str, case: str, data_param
 
 def load_skips(root: str | Path) -> list[dict[str, Any]]:
     """Every skip note under ``<root>/skipped/`` (unreadable ones are left out)."""
-    d = Path(root) / "skipped"
-    out = []
-    for p in sorted(d.glob("*.json")) if d.is_dir() else []:
-        try:
-            out.append(json.loads(p.read_text()))
-        except (OSError, json.JSONDecodeError):
-            continue
-    return out
+    from .store import read_json_folder
+
+    return list(read_json_folder(Path(root) / "skipped").values())

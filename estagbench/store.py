@@ -36,7 +36,7 @@ from typing import Any
 from .data.trajectory import atomic_write_bytes
 from .results import ResultStore as _BaseStore
 
-__all__ = ["Record", "SCHEMA_VERSION", "ResultStore", "Claim", "STALE_SECONDS", "HEARTBEAT_SECONDS", "pid_alive"]
+__all__ = ["read_json_folder", "Record", "SCHEMA_VERSION", "ResultStore", "Claim", "STALE_SECONDS", "HEARTBEAT_SECONDS", "pid_alive"]
 
 #: Version of the stored record's schema.  1: records written before this field existed
 #: (read as they are); 2: adds ``schema_version``, ``implementation`` in the identity and ``execution``.
@@ -67,6 +67,18 @@ def pid_alive(pid: int) -> bool:
     except OSError:
         return True
 
+
+
+def read_json_folder(folder: Path) -> dict[str, dict[str, Any]]:
+    """``file stem -> content`` of every ``*.json`` in ``folder`` (sorted; unreadable files left out, none if absent):
+    the store's side folders (``grid/``, ``failed/``, ``skipped/``) are written atomically and read this way."""
+    out: dict[str, dict[str, Any]] = {}
+    for p in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            out[p.stem] = json.loads(p.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+    return out
 
 @dataclass
 class Record:
@@ -195,14 +207,7 @@ class ResultStore(_BaseStore):
                 atomic_write_bytes(p, lambda fh, b=blob: fh.write(b))
 
     def grid(self) -> list[dict[str, Any]]:
-        d = self.root / "grid"
-        out = []
-        for p in sorted(d.glob("*.json")) if d.is_dir() else []:
-            try:
-                out.append(json.loads(p.read_text()))
-            except (OSError, json.JSONDecodeError):
-                continue
-        return out
+        return list(read_json_folder(self.root / "grid").values())
 
     # ------------------------------------------------------------------ failures
     def put_failure(self, key: str, what: str, error: str, execution: dict[str, Any]) -> None:
@@ -211,14 +216,7 @@ class ResultStore(_BaseStore):
         atomic_write_bytes(self.root / "failed" / f"{key}.json", lambda fh: fh.write(blob))
 
     def failures(self) -> dict[str, dict[str, Any]]:
-        d = self.root / "failed"
-        out = {}
-        for p in sorted(d.glob("*.json")) if d.is_dir() else []:
-            try:
-                out[p.stem] = json.loads(p.read_text())
-            except (OSError, json.JSONDecodeError):
-                continue
-        return out
+        return read_json_folder(self.root / "failed")
 
     # ------------------------------------------------------------------ claims
     def _claim_path(self, key: str) -> Path:

@@ -17,13 +17,11 @@ from ._build import (
     Table,
     build_table,
     build_tables,
-    not_distinguishable,
-    rank_marks,
-    significance,
     stored_variants,
 )
 from ._format import EXTENSIONS, latex_escape, read_table_csv, render, to_csv, to_latex, to_markdown
 from ._latex import LatexTableInfo, check_latex
+from ._marks import not_distinguishable, rank_marks, significance
 from ._paper import paper_results, paper_value
 from ._records import load_records
 from ._specs import TABLES, Column, Row, TableSpec, get_table_spec, parse_table_selector

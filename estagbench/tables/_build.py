@@ -22,7 +22,7 @@ import pandas as pd
 from ._paper import paper_value
 from ._records import canonical_hparams
 from ._specs import ESTAG_DEFAULT_HPARAMS, Column, TableSpec
-from ._stats import ALPHA, Interval, Summary, against_best, bootstrap_interval, t_interval
+from ._stats import Interval, bootstrap_interval, t_interval
 
 __all__ = [
     "Cell",
@@ -30,9 +30,6 @@ __all__ = [
     "build_table",
     "build_tables",
     "stored_variants",
-    "rank_marks",
-    "significance",
-    "not_distinguishable",
     "DECIMALS",
 ]
 
@@ -142,6 +139,8 @@ class Table:
 
     def marks(self) -> dict[tuple[str, str], str]:
         """``"best"``/``"second"`` per cell (see :func:`rank_marks`)."""
+        from ._marks import rank_marks
+
         return rank_marks(self)
 
     def interval(self, row_key: str, col_key: str) -> Interval | None:
@@ -165,67 +164,9 @@ class Table:
 
     def p_values(self) -> dict[tuple[str, str], float]:
         """Holm-adjusted p-value of Welch's test against the best cell of its group (see :func:`significance`)."""
+        from ._marks import significance
+
         return significance(self)[1]
-
-
-def _rank_groups(table: Table) -> list[list[tuple[str, str]]]:
-    """Cells compared with each other: a column (or a row, for tables ranked along rows); ranked columns only."""
-    cols = [c for c in table.columns if c.ranked]
-    if table.spec.rank_axis == "row":
-        return [[(r.key, c.key) for c in cols] for r in table.spec.rows]
-    return [[(r.key, c.key) for r in table.spec.rows] for c in cols]
-
-
-def significance(table: Table) -> tuple[set[tuple[str, str]], dict[tuple[str, str], float]]:
-    """Best cell of each ranked group and the adjusted p-values of the others against it.
-
-    Welch's t-test from (mean, unbiased std, n), Holm-corrected over the group's
-    tests; cells with fewer than 2 seeds are not tested.  See :mod:`._stats`.
-    """
-    bests: set[tuple[str, str]] = set()
-    out: dict[tuple[str, str], float] = {}
-    for group in _rank_groups(table):
-        cells = {}
-        for k in group:
-            c = table.cells.get(k)
-            if c is not None and not c.empty and c.mean is not None:
-                cells[k] = Summary(float(c.mean), c.std, c.n_seeds)
-        best, ps = against_best(cells)
-        if best is not None and ps:
-            bests.add(best)  # type: ignore[arg-type]
-        out.update(ps)  # type: ignore[arg-type]
-    return bests, out
-
-
-def not_distinguishable(table: Table) -> set[tuple[str, str]]:
-    """Cells whose adjusted p-value against their group's best is ≥ :data:`ALPHA` (the † mark).
-
-    Cells already printed as best (a tie in the printed digits, marked bold) are left out.
-    """
-    marks = table.marks()
-    return {k for k, p in table.p_values().items() if p >= ALPHA and marks.get(k) != "best"}
-
-
-def rank_marks(table: Table) -> dict[tuple[str, str], str]:
-    """Best (lowest) and second-best printed values along the spec's rank axis.
-
-    Ranks use the values as printed (rounded to :data:`DECIMALS`), so ties share a
-    mark as in the paper (Table 1, benzene: two underlined 0.106).  A lone value gets
-    no mark, "second" needs at least three values; unranked columns (TIME) get none.
-    """
-    groups = _rank_groups(table)
-    out: dict[tuple[str, str], str] = {}
-    for group in groups:
-        vals = {k: round(v, DECIMALS) for k in group if (v := table.display(*k)) is not None}
-        if len(vals) < 2:
-            continue  # nothing to compare with
-        distinct = sorted(set(vals.values()))
-        for k, v in vals.items():
-            if v == distinct[0]:
-                out[k] = "best"
-            elif len(vals) >= 3 and len(distinct) > 1 and v == distinct[1]:
-                out[k] = "second"
-    return out
 
 
 #: How a record's ``implementation`` is named in a table header.
@@ -441,6 +382,8 @@ def build_table(
             col_keys = keep
             cells = {k: v for k, v in cells.items() if k[1] in keep}
     table = Table(spec, datasets, cells, compare_paper=compare_paper, column_keys=col_keys, interval_method=interval)
+    from ._describe import describe
+
     table.meta = describe(table, extra=meta)
     return table
 
@@ -455,95 +398,3 @@ def build_tables(
     if prefer:
         return [build_table(spec, df, list(prefer), **kwargs)]
     return [build_table(spec, df, v, **kwargs) for v in stored_variants(spec, df)]
-
-
-def _budget(table: Table) -> tuple[list[int], list[str], set[str]]:
-    epochs, seeds, hashes = set(), set(), set()
-    for (rk, _ck), c in table.cells.items():
-        if c.n_seeds == 0:
-            continue
-        hashes.add(c.config_hash)
-        seeds.update(c.seeds.split(","))
-        if c.epochs is not None and _row_trains(table, rk, c):
-            epochs.add(c.epochs)
-    return sorted(epochs), sorted(seeds, key=int), hashes
-
-
-def _row_trains(table: Table, row_key: str, c: Cell) -> bool:
-    from ..registry import get_model_entry
-
-    try:
-        return bool(get_model_entry(table.spec.row(row_key).model).trains)
-    except KeyError:
-        return True
-
-
-def describe(table: Table, extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The header of a table: caption, datasets, budget, notes, then ``extra``."""
-    spec = table.spec
-    epochs, seeds, _ = _budget(table)
-    by_ds: dict[str, list[str]] = {}
-    with_data = {ck for (_rk, ck), c in table.cells.items() if c.n_seeds}
-    for c in table.columns:
-        if with_data and c.key not in with_data:  # name the data the numbers come from, not every column
-            continue
-        cases = by_ds.setdefault(table.datasets[c.key], [])
-        if c.case and c.case not in cases:
-            cases.append(c.case)
-    ds = [d + (f" ({', '.join(cs)})" if cs else "") for d, cs in by_ds.items()]
-    filled = [c for c in table.cells.values() if c.n_seeds]
-    unofficial = sorted({f"{c.dataset}/{c.case}" for c in filled if c.official is False})
-    unverified = sorted({f"{c.dataset}/{c.case}" for c in filled if c.official is None})
-    settings = sorted({c.settings for c in filled if c.settings})
-    nseeds = sorted({c.n_seeds for c in table.cells.values() if c.n_seeds})
-    meta = {
-        "table": str(spec.number),
-        "title": spec.title,
-        "caption": spec.caption,
-        "datasets": "; ".join(ds),
-        "epochs": ",".join(map(str, epochs)) if epochs else "–",
-        "seeds": ",".join(seeds) if seeds else "–",
-        "seeds_per_cell": ",".join(map(str, nseeds)) if nseeds else "–",
-        "statistic": "test MSE at the best-validation epoch; mean ± unbiased std over seeds",
-    }
-    units = _units_text(table)
-    if units:
-        meta["units"] = units
-    leaks = sorted({c.leakage for c in filled if c.leakage})
-    if leaks:
-        meta["leakage"] = " | ".join(leaks)
-    if filled:
-        parts = []
-        if unofficial:
-            parts.append(f"no: {', '.join(unofficial)} (file checksum differs from the official one)")
-        if unverified:
-            parts.append(f"unverified: {', '.join(unverified)} (no official checksum known for some files)")
-        meta["official_data"] = "; ".join(parts) if parts else "yes"
-    if settings:
-        meta["settings"] = " | ".join(settings)
-    impls: dict[str, set[str]] = {}
-    for (rk, _ck), c in table.cells.items():
-        if c.n_seeds and c.implementation:
-            impls.setdefault(rk, set()).add(IMPLEMENTATION_NAMES.get(c.implementation, c.implementation))
-    if impls:  # which code made the numbers (and the timings) of rows with more than one implementation
-        meta["implementation"] = "; ".join(f"{rk}: {', '.join(sorted(v))}" for rk, v in impls.items())
-    notes = []
-    if len(epochs) > 1:
-        notes.append(f"mixed training budgets in one table: epochs {epochs} (filter with --epochs)")
-    multi = [f"{rk}/{ck}" for (rk, ck), c in table.cells.items() if c.n_configs > 1]
-    if multi:
-        notes.append(f"cells with several stored configurations, newest used: {', '.join(multi)}")
-    omitted = [c.label for c in spec.columns if c.key not in table.column_keys]
-    if omitted:
-        notes.append(f"columns omitted (not run or nothing stored): {', '.join(omitted)}")
-    paper_ds = {g[0] for g in spec.variant_groups()}
-    other = sorted({d for d in table.datasets.values() if d not in paper_ds})
-    if other:
-        notes.append(
-            f"dataset variant(s) {', '.join(other)} differ from the paper's; paper numbers are for the paper's data"
-        )
-    if notes:
-        meta["notes"] = "; ".join(notes)
-    for k, v in (extra or {}).items():
-        meta[k] = " ".join(str(v).split("\n"))
-    return meta

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ._build import DECIMALS, Cell, Table, not_distinguishable
+from ._build import DECIMALS, Cell, Table
+from ._marks import not_distinguishable
 from ._specs import get_table_spec
 
 __all__ = ["DAGGER", "significance_legend", "FORMATS", "EXTENSIONS", "to_csv", "to_markdown", "to_latex", "render", "read_table_csv", "latex_escape"]

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..registry import get_model_entry, list_models
-from ._build import Table, _budget, _choose_variant, build_table
+from ._build import Table, _choose_variant, build_table
+from ._describe import _budget
 from ._format import EXTENSIONS, render
 from ._latex import check_latex
 from ._records import load_records

@@ -71,7 +71,7 @@ from .tfn import (
 __all__ = ["scatter_softmax", "SE3AttentionLayer", "SE3Transformer", "STSE3Transformer", "st_se3"]
 
 # Files besides this one whose code computes ST_SE(3)-Tr (hashed with it, so stored results of other code rerun).
-ESTAGBENCH_EXTRA_SOURCES = ("tfn.py",)
+ESTAGBENCH_EXTRA_SOURCES = ("tfn.py", "_e3nn_blocks.py")
 
 
 def scatter_softmax(logits: Tensor, index: Tensor, num_nodes: int) -> Tensor:
